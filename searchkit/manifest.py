@@ -1,0 +1,116 @@
+"""The index manifest (``manifest.json``): what an index is, in one small JSON file.
+
+It records the format version, the model fingerprint, the metric, the FAISS index
+description, counts, times, the searchkit version, and the store generation that
+the FAISS file reflects. It is written last in every write, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from searchkit import __version__
+from searchkit.errors import CorruptIndexError, IndexNotFoundError
+from searchkit.types import Fingerprint, Metric
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "now"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: Fingerprint
+    metric: Metric
+    index_type: str
+    faiss: str
+    generation: int = 0
+    items: int = 0
+    truncated: int = 0
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    searchkit_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    def advance(self, generation: int, items: int, truncated: int) -> Manifest:
+        return replace(
+            self,
+            generation=generation,
+            items=items,
+            truncated=truncated,
+            updated=now(),
+            searchkit_version=__version__,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "searchkit-index",
+            "format_version": self.format_version,
+            "searchkit_version": self.searchkit_version,
+            "model": self.model.to_json(),
+            "metric": self.metric.value,
+            "index": {"type": self.index_type, "faiss": self.faiss},
+            "counts": {"items": self.items, "truncated": self.truncated},
+            "generation": self.generation,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+    def write(self, folder: Path) -> None:
+        """Write atomically: temp file, fsync, rename."""
+        from searchkit.vectors import fsync_dir
+
+        path = folder / MANIFEST
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_json(), f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(folder)
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST
+        if not folder.is_dir():
+            raise IndexNotFoundError(f"{folder}: no index here; create one with searchkit index {folder} FILE")
+        if not path.exists():
+            raise IndexNotFoundError(f"{folder}: not a searchkit index (no {MANIFEST})")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format_version", 0) > FORMAT_VERSION:
+                raise CorruptIndexError(
+                    f"{folder}: index format {data['format_version']} is newer than this "
+                    f"searchkit ({__version__}) reads; upgrade searchkit"
+                )
+            return cls(
+                model=Fingerprint.from_json(data["model"]),
+                metric=Metric.parse(data["metric"]),
+                index_type=str(data["index"]["type"]),
+                faiss=str(data["index"]["faiss"]),
+                generation=int(data["generation"]),
+                items=int(data["counts"]["items"]),
+                truncated=int(data["counts"].get("truncated", 0)),
+                created=str(data["created"]),
+                updated=str(data["updated"]),
+                searchkit_version=str(data.get("searchkit_version", "")),
+                format_version=int(data["format_version"]),
+            )
+        except CorruptIndexError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptIndexError(
+                f"{path}: the manifest is damaged ({type(exc).__name__}: {exc}); "
+                "run searchkit check --repair"
+            ) from None

@@ -1,0 +1,233 @@
+"""Input formats: files, folders and stdin in, one `Record` at a time out.
+
+Readers stream (a generator per file) and know nothing of models or indexes. Every
+problem is an `InputError` naming the file and line, raised before the record is
+yielded, so a caller that validates first can refuse a whole input cleanly.
+
+Formats (``--format auto`` picks by extension; stdin is jsonl when its first line
+is a JSON object, else txt):
+
+- ``txt``: one item per non-empty line; id ``<path>:<line>``.
+- ``md``: one item per file (only chosen by extension, in folders); id ``<path>``.
+- ``csv`` / ``tsv``: a header row; the text field, the id field if present, every
+  other column kept as string metadata.
+- ``jsonl``: one JSON object per line; the text field (a string), the id field if
+  present (a string or an integer), every other field kept as metadata.
+
+Invalid UTF-8, NUL bytes and malformed records stop the read with the line number:
+searchkit never guesses at a corrupt input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from searchkit.errors import InputError, UsageError
+from searchkit.types import Record
+
+__all__ = ["FORMATS", "read_inputs"]
+
+FORMATS = ("auto", "txt", "csv", "tsv", "jsonl")
+_BY_EXTENSION = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+STDIN = "-"
+
+
+def read_inputs(
+    inputs: Iterable[str | Path],
+    fmt: str = "auto",
+    text_field: str = "text",
+    id_field: str = "id",
+) -> Iterator[Record]:
+    """Yield the records of every input in order: files, folders (recursively) or '-'."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    for item in inputs:
+        for name, stream, file_fmt in _open_inputs(str(item), fmt):
+            with stream:
+                yield from _read_stream(name, stream, file_fmt, text_field, id_field)
+
+
+def _open_inputs(arg: str, fmt: str) -> Iterator[tuple[str, IO[bytes], str]]:
+    if arg == STDIN:
+        yield "stdin", sys.stdin.buffer, fmt
+        return
+    path = Path(arg)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in _BY_EXTENSION
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not files:
+            known = ", ".join(sorted(_BY_EXTENSION))
+            raise InputError(f"{arg}: no input files in this folder (looked for {known})")
+        for file in files:
+            yield str(file), file.open("rb"), _BY_EXTENSION[file.suffix.lower()]
+        return
+    if not path.exists():
+        raise InputError(f"{arg}: no such file or folder")
+    if fmt == "auto":
+        fmt = _BY_EXTENSION.get(path.suffix.lower(), "txt")
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{arg}: cannot read ({exc.strerror})") from None
+    yield str(path), stream, fmt
+
+
+def _read_stream(
+    name: str, stream: IO[bytes], fmt: str, text_field: str, id_field: str
+) -> Iterator[Record]:
+    lines = _decoded_lines(name, stream)
+    if fmt == "auto":  # only stdin gets here
+        first = next(lines, None)
+        if first is None:
+            return
+        fmt = "jsonl" if first[1].lstrip().startswith("{") else "txt"
+        lines = _chain([first], lines)
+    if fmt == "txt":
+        yield from _read_txt(name, lines)
+    elif fmt == "md":
+        yield from _read_md(name, lines)
+    elif fmt == "jsonl":
+        yield from _read_jsonl(name, lines, text_field, id_field)
+    else:
+        yield from _read_table(name, lines, "\t" if fmt == "tsv" else ",", text_field, id_field)
+
+
+def _chain(head: list[tuple[int, str]], rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    yield from head
+    yield from rest
+
+
+def _decoded_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, str]]:
+    """(line number, text) with the newline kept; strict UTF-8, no NUL bytes."""
+    for number, raw in enumerate(stream, start=1):
+        if b"\x00" in raw:
+            raise InputError(
+                f"{name} line {number}: contains NUL bytes; is it a binary file? "
+                "searchkit reads UTF-8 text"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{name} line {number}: invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                f"{exc.start + 1}); re-encode the file as UTF-8"
+            ) from None
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield number, text
+
+
+def _read_txt(name: str, lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
+    for number, line in lines:
+        text = line.strip()
+        if text:
+            yield Record(text=text, key=f"{name}:{number}", metadata={}, source=f"{name}:{number}")
+
+
+def _read_md(name: str, lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
+    text = "".join(line for _, line in lines).strip()
+    if text:
+        yield Record(text=text, key=name, metadata={}, source=name)
+
+
+def _read_jsonl(
+    name: str, lines: Iterator[tuple[int, str]], text_field: str, id_field: str
+) -> Iterator[Record]:
+    for number, line in lines:
+        if not line.strip():
+            continue
+        where = f"{name} line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{where}: expected a JSON object, found {_json_type(obj)}")
+        yield _record(where, obj, text_field, id_field, default_key=f"{name}:{number}")
+
+
+def _read_table(
+    name: str, lines: Iterator[tuple[int, str]], delimiter: str, text_field: str, id_field: str
+) -> Iterator[Record]:
+    numbered = iter(lines)
+    current = [0]
+
+    def texts() -> Iterator[str]:
+        for number, line in numbered:
+            current[0] = number
+            yield line
+
+    reader = csv.reader(texts(), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        if text_field not in header:
+            raise InputError(
+                f"{name}: no {text_field!r} column (columns: {', '.join(header)}); "
+                "name the text column with --text-field"
+            )
+        for row in reader:
+            where = f"{name} line {current[0]}"
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{where}: {len(row)} fields where the header has {len(header)}; "
+                    "quote fields that contain the delimiter"
+                )
+            yield _record(where, dict(zip(header, row)), text_field, id_field, f"{name}:{current[0]}")
+    except csv.Error as exc:
+        raise InputError(f"{name} line {current[0]}: malformed {_table_name(delimiter)} ({exc})") from None
+
+
+def _table_name(delimiter: str) -> str:
+    return "TSV" if delimiter == "\t" else "CSV"
+
+
+def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, default_key: str) -> Record:
+    if text_field not in obj:
+        raise InputError(f"{where}: no {text_field!r} field; name the text field with --text-field")
+    text = obj[text_field]
+    if not isinstance(text, str):
+        raise InputError(f"{where}: field {text_field!r} is {_json_type(text)}, not a string")
+    if not text.strip():
+        raise InputError(f"{where}: field {text_field!r} is empty; remove the record or fill it")
+    key = default_key
+    if id_field in obj and obj[id_field] not in (None, ""):
+        raw_id = obj[id_field]
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+            raise InputError(f"{where}: field {id_field!r} is {_json_type(raw_id)}, not a string or integer")
+        key = str(raw_id)
+    metadata = {k: v for k, v in obj.items() if k not in (text_field, id_field)}
+    return Record(text=text, key=key, metadata=metadata, source=where.replace(" line ", ":"))
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    for kind, label in names.items():
+        if isinstance(value, kind):
+            return label
+    return "a number"
+

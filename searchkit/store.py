@@ -1,0 +1,320 @@
+"""The SQLite store (through sqlite-utils): the source of truth of an index.
+
+It knows rows, never FAISS. Tables:
+
+- ``items``: one row per item. ``id`` is the integer the vector index holds
+  (AUTOINCREMENT, so a deleted id is never handed out again); ``key`` is the
+  user's id; ``metadata`` is JSON; ``embedding`` is the model's float32 vector as
+  little-endian bytes (raw, not normalised), so that the vectors can be rebuilt
+  for any metric without embedding again.
+- ``pending``: rows of an ingest in progress, committed batch by batch so that
+  a crashed ingest can reuse their embeddings; ``apply`` moves one run's rows
+  into ``items`` in a single transaction.
+- ``state``: ``generation``, bumped by every committed change; the manifest
+  records the generation its FAISS file reflects.
+- ``_searchkit_migrations``: the numbered schema migrations applied.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from searchkit.errors import CorruptIndexError
+from searchkit.metrics import Matrix
+
+__all__ = ["PendingRow", "Store", "StoredItem"]
+
+_MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "m001_initial",
+        """
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            content_hash TEXT NOT NULL,
+            source TEXT,
+            truncated INTEGER NOT NULL DEFAULT 0,
+            embedding BLOB NOT NULL,
+            updated TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+        );
+        CREATE INDEX items_content_hash ON items (content_hash);
+        CREATE TABLE pending (
+            key TEXT PRIMARY KEY,
+            run TEXT NOT NULL,
+            text TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            source TEXT,
+            truncated INTEGER NOT NULL,
+            embedding BLOB NOT NULL
+        );
+        CREATE INDEX pending_content_hash ON pending (content_hash);
+        CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO state (name, value) VALUES ('generation', '0');
+        """,
+    ),
+]
+
+# SQLite's default limit on bound parameters is 32766 on current builds; stay far below.
+_IN_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """One row of ``items`` as the service needs it to answer a query."""
+
+    id: int
+    key: str
+    text: str
+    metadata: dict[str, Any]
+    embedding: Matrix
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """An embedded item waiting in ``pending`` for its ingest to be applied."""
+
+    key: str
+    text: str
+    metadata: dict[str, Any]
+    content_hash: str
+    source: str
+    truncated: bool
+    embedding: bytes
+
+
+class Store:
+    """An open ``index.db``; one connection, WAL mode, durable commits."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path = path
+        self.dimension = dimension
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a write is on disk when commit returns, even across power loss.
+            conn.execute("PRAGMA synchronous=FULL")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptIndexError(
+                f"{path}: the database is damaged ({exc}); restore it from a backup"
+            ) from None
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _migrate(self) -> None:
+        migrations = self.db["_searchkit_migrations"]
+        applied = set()
+        if migrations.exists():
+            applied = {row["name"] for row in migrations.rows}
+        for name, sql in _MIGRATIONS:
+            if name in applied:
+                continue
+            with self.db.atomic():
+                for statement in filter(str.strip, sql.split(";")):
+                    self.db.execute(statement)
+                self.db["_searchkit_migrations"].insert(
+                    {"name": name, "applied_at": _now_sql(self.db)}, pk="name"
+                )
+
+    # --- reads -----------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM state WHERE name = 'generation'").fetchone()
+        return int(row[0])
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM items").fetchone()[0])
+
+    def truncated_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM items WHERE truncated").fetchone()[0])
+
+    def hashes_for_keys(self, keys: Sequence[str]) -> dict[str, str]:
+        """content_hash of each of `keys` already in ``items``."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key, content_hash FROM items WHERE key IN ({marks})"
+            found.update(dict(self.db.execute(sql, chunk).fetchall()))
+        return found
+
+    def embeddings_for_hashes(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        """A stored embedding (from items or pending) for each known content hash."""
+        found: dict[str, bytes] = {}
+        for chunk in _chunks(list(set(hashes))):
+            marks = ",".join("?" * len(chunk))
+            for table in ("items", "pending"):
+                sql = f"SELECT content_hash, embedding FROM {table} WHERE content_hash IN ({marks})"
+                for digest, blob in self.db.execute(sql, chunk):
+                    found.setdefault(digest, blob)
+        return found
+
+    def items_by_ids(self, ids: Sequence[int]) -> dict[int, StoredItem]:
+        rows: dict[int, StoredItem] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, key, text, metadata, embedding FROM items WHERE id IN ({marks})"
+            for id_, key, text, metadata, blob in self.db.execute(sql, chunk):
+                rows[id_] = StoredItem(id_, key, text, json.loads(metadata), self._vector(blob))
+        return rows
+
+    def iter_embeddings(self, ids: Sequence[int] | None = None, batch: int = 4096) -> Iterator[tuple[np.ndarray, Matrix]]:
+        """(ids, vectors) in batches: of every item, or of the given ids."""
+        if ids is None:
+            last = 0
+            while True:
+                rows = self.db.execute(
+                    "SELECT id, embedding FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                ).fetchall()
+                if not rows:
+                    return
+                last = rows[-1][0]
+                yield self._batch(rows)
+        else:
+            for chunk in _chunks(list(ids)):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id, embedding FROM items WHERE id IN ({marks}) ORDER BY id"
+                rows = self.db.execute(sql, chunk).fetchall()
+                if rows:
+                    yield self._batch(rows)
+
+    def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
+        """(key, text, metadata, embedding bytes) of every item, in id order."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, key, text, metadata, embedding FROM items WHERE id > ? ORDER BY id LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, key, text, metadata, blob in rows:
+                yield key, text, json.loads(metadata), blob
+
+    def _vector(self, blob: bytes) -> Matrix:
+        vector = np.frombuffer(blob, dtype="<f4")
+        if vector.shape[0] != self.dimension:
+            raise CorruptIndexError(
+                f"{self.path}: a stored embedding has {vector.shape[0]} dimensions, "
+                f"not {self.dimension}; run searchkit check --repair"
+            )
+        return vector.astype(np.float32)
+
+    def _batch(self, rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, Matrix]:
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.stack([self._vector(r[1]) for r in rows])
+        return ids, vectors
+
+    # --- writes ----------------------------------------------------------------
+
+    def stage(self, run: str, rows: Iterable[PendingRow]) -> None:
+        """Commit a batch of embedded rows to ``pending`` under `run` (last key wins)."""
+        records = [
+            {
+                "key": r.key,
+                "run": run,
+                "text": r.text,
+                "metadata": _dump(r.metadata),
+                "content_hash": r.content_hash,
+                "source": r.source,
+                "truncated": int(r.truncated),
+                "embedding": r.embedding,
+            }
+            for r in rows
+        ]
+        with self.db.atomic():
+            self.db["pending"].insert_all(records, replace=True)
+
+    def pending_keys(self, run: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` this run has staged already (duplicates within one input)."""
+        found: set[str] = set()
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key FROM pending WHERE run = ? AND key IN ({marks})"
+            found.update(row[0] for row in self.db.execute(sql, [run, *chunk]))
+        return found
+
+    def pending_count(self, run: str) -> int:
+        return int(self.db.execute("SELECT count(*) FROM pending WHERE run = ?", (run,)).fetchone()[0])
+
+    def apply(self, run: str) -> list[int]:
+        """Move `run`'s pending rows into ``items`` in one transaction; return their ids.
+
+        An existing key keeps its id (the vector index swaps the vector); a new key
+        gets a fresh one. Pending rows of other (crashed) runs are dropped with it.
+        """
+        with self.db.atomic():
+            self.db.execute(
+                """
+                UPDATE items SET text = p.text, metadata = p.metadata,
+                    content_hash = p.content_hash, source = p.source,
+                    truncated = p.truncated, embedding = p.embedding,
+                    updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+                FROM pending AS p WHERE p.run = ? AND items.key = p.key
+                """,
+                (run,),
+            )
+            self.db.execute(
+                """
+                INSERT INTO items (key, text, metadata, content_hash, source, truncated, embedding)
+                SELECT key, text, metadata, content_hash, source, truncated, embedding
+                FROM pending WHERE run = ? AND key NOT IN (SELECT key FROM items)
+                ORDER BY rowid
+                """,
+                (run,),
+            )
+            ids = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT items.id FROM items JOIN pending USING (key) WHERE pending.run = ?"
+                    " ORDER BY items.id",
+                    (run,),
+                )
+            ]
+            self.db.execute("DELETE FROM pending")
+            self._bump()
+        return ids
+
+    def delete(self, keys: Sequence[str]) -> list[int]:
+        """Delete items by key in one transaction; return the ids that existed."""
+        ids: list[int] = []
+        with self.db.atomic():
+            for chunk in _chunks(list(keys)):
+                marks = ",".join("?" * len(chunk))
+                ids += [
+                    row[0]
+                    for row in self.db.execute(f"DELETE FROM items WHERE key IN ({marks}) RETURNING id", chunk)
+                ]
+            if ids:
+                self._bump()
+        return ids
+
+    def _bump(self) -> None:
+        self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
+
+
+def _dump(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+
+
+def _now_sql(db: sqlite_utils.Database) -> str:
+    return str(db.execute("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')").fetchone()[0])
+
+
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]

@@ -1,0 +1,145 @@
+"""Values that cross module boundaries: small, frozen, typed."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from searchkit.errors import UsageError
+
+__all__ = ["Fingerprint", "Hit", "Metric", "Record", "WriteReport"]
+
+JSON = dict[str, Any]
+
+
+class Metric(str, enum.Enum):
+    """The four similarity functions of sentence-transformers, persisted by value."""
+
+    COSINE = "cosine"
+    DOT = "dot"
+    EUCLIDEAN = "euclidean"
+    MANHATTAN = "manhattan"
+
+    @classmethod
+    def parse(cls, value: str | Metric) -> Metric:
+        if isinstance(value, Metric):
+            return value
+        aliases = {"dot_product": "dot", "cos": "cosine", "l2": "euclidean", "l1": "manhattan"}
+        key = aliases.get(str(value).strip().lower(), str(value).strip().lower())
+        try:
+            return cls(key)
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise UsageError(f"unknown metric {value!r}: choose one of {names}") from None
+
+    @property
+    def st_name(self) -> str:
+        """The name sentence-transformers gives this function (``similarity_fn_name``)."""
+        return "dot" if self is Metric.DOT else self.value
+
+
+@dataclass(frozen=True)
+class Record:
+    """One item as a reader yields it, before it has an embedding or a row id."""
+
+    text: str
+    key: str
+    metadata: JSON
+    source: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; ``score`` is higher for more similar, as ``model.similarity``."""
+
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: JSON
+
+    def to_json(self) -> JSON:
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "score": self.score,
+            "text": self.text,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies the vectors a model gives: an index accepts only its own."""
+
+    name: str
+    source: str
+    sha256: str
+    dimension: int
+    max_seq_length: int
+    normalize: bool
+    backend: str = "torch"
+
+    def identity(self) -> tuple[str, int, int, bool, str]:
+        """The fields that change the vectors; ``name`` and ``source`` only describe them."""
+        return (self.sha256, self.dimension, self.max_seq_length, self.normalize, self.backend)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.backend}, sha256 {self.sha256[:12]}, {self.dimension} dims)"
+
+    def to_json(self) -> JSON:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.sha256,
+            "dimension": self.dimension,
+            "max_seq_length": self.max_seq_length,
+            "normalize": self.normalize,
+            "backend": self.backend,
+        }
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Fingerprint:
+        return cls(
+            name=str(data["name"]),
+            source=str(data["source"]),
+            sha256=str(data["sha256"]),
+            dimension=int(data["dimension"]),
+            max_seq_length=int(data["max_seq_length"]),
+            normalize=bool(data["normalize"]),
+            backend=str(data.get("backend", "torch")),
+        )
+
+
+@dataclass
+class WriteReport:
+    """What one write did to an index; printed after every write."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    duplicates: int = 0
+    truncated: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def items_per_second(self) -> float:
+        seen = self.added + self.updated + self.unchanged
+        return seen / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> JSON:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "duplicates": self.duplicates,
+            "truncated": self.truncated,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.items_per_second, 1),
+        }
