@@ -15,8 +15,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from searchkit.compare import Similarity, embed, similarity  # noqa: E402
-from searchkit.errors import (  # noqa: E402
+from searchkit.compare import Similarity, embed, similarity
+from searchkit.errors import (
     CorruptIndexError,
     IndexFileError,
     IndexNotFoundError,
@@ -27,9 +27,9 @@ from searchkit.errors import (  # noqa: E402
     SearchkitError,
     UsageError,
 )
-from searchkit.readers import read_inputs  # noqa: E402
-from searchkit.service import Index, build  # noqa: E402
-from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport  # noqa: E402
+from searchkit.readers import read_inputs
+from searchkit.service import Index, build
+from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport
 
 __all__ = [
     "CorruptIndexError",

@@ -101,7 +101,7 @@ def similarity_cmd(
     header = " " * label + "  " + "  ".join(f"[{j + 1}]".rjust(width) for j in range(len(result.columns)))
     typer.echo(f"{result.metric.value} similarity")
     typer.echo(header)
-    for row, scores in zip(result.rows, result.scores):
+    for row, scores in zip(result.rows, result.scores, strict=True):
         name = row if len(row) <= label else row[: label - 1] + "…"
         typer.echo(name.ljust(label) + "  " + "  ".join(f"{s:.4f}".rjust(width) for s in scores))
     for j, column in enumerate(result.columns, start=1):
@@ -111,10 +111,14 @@ def similarity_cmd(
 @command("embed")
 def embed_cmd(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed.")] = None,
-    input_file: Annotated[str | None, typer.Option("--input", help="File with one text per line, or -.")] = None,
+    input_file: Annotated[
+        str | None, typer.Option("--input", help="File with one text per line, or -.")
+    ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = "torch",
-    output: Annotated[Path | None, typer.Option("--output", help="Write a float32 (n, dim) .npy file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write a float32 (n, dim) .npy file.")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     as_json: JsonOpt = False,
 ) -> None:
@@ -128,13 +132,13 @@ def embed_cmd(
 
         np.save(_npy_path(output), vectors)
     if as_json:
-        for text, vector in zip(items, vectors):
+        for text, vector in zip(items, vectors, strict=True):
             _emit_json({"text": text, "embedding": vector.tolist()})
     elif output is not None:
         typer.echo(f"Wrote {vectors.shape[0]} x {vectors.shape[1]} float32 embeddings to {output}")
     else:
         typer.echo(f"{vectors.shape[0]} texts, {vectors.shape[1]} dimensions")
-        for text, vector in zip(items, vectors):
+        for text, vector in zip(items, vectors, strict=True):
             head = ", ".join(f"{v:.4f}" for v in vector[:4])
             typer.echo(f"  [{head}, ...]  {text}")
 
@@ -155,7 +159,9 @@ def _npy_path(path: Path) -> Path:
 def index_cmd(
     index: Annotated[Path, typer.Argument(help="Index folder (created if missing).")],
     inputs: Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")],
-    metric: Annotated[str | None, typer.Option("--metric", help="cosine (default), dot, euclidean, manhattan.")] = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="cosine (default), dot, euclidean, manhattan.")
+    ] = None,
     model: ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
     text_field: Annotated[str, typer.Option("--text-field")] = "text",
@@ -171,8 +177,13 @@ def index_cmd(
 
     records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
     opened, report = build(
-        index, records, model=model, metric=metric, index_type=index_type,
-        backend=backend, batch_size=batch_size,
+        index,
+        records,
+        model=model,
+        metric=metric,
+        index_type=index_type,
+        backend=backend,
+        batch_size=batch_size,
         on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
     )
     total = len(opened)
@@ -195,7 +206,9 @@ def index_cmd(
 def query_cmd(
     index: Annotated[Path, typer.Argument(help="Index folder.")],
     queries: Annotated[list[str] | None, typer.Argument(help="Query texts.")] = None,
-    input_file: Annotated[str | None, typer.Option("--input", help="File with one query per line, or -.")] = None,
+    input_file: Annotated[
+        str | None, typer.Option("--input", help="File with one query per line, or -.")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 10,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -206,7 +219,7 @@ def query_cmd(
     texts = list(queries or []) + (_read_lines(input_file) if input_file else [])
     with Index.open(index, model=model) as opened:
         results = opened.search_many(texts, k=k)
-    for text, hits in zip(texts, results):
+    for text, hits in zip(texts, results, strict=True):
         if as_json:
             _emit_json({"query": text, "hits": [h.to_json() for h in hits]})
             continue
@@ -240,8 +253,10 @@ def info_cmd(
     typer.echo(f"items:      {data['counts']['items']} ({data['counts']['vectors']} vectors)")
     typer.echo(f"metric:     {data['metric']}")
     typer.echo(f"index type: {data['index']['type']} (FAISS {data['index']['faiss']})")
-    typer.echo(f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
-               f"max_seq_length {model['max_seq_length']}, backend {model['backend']}")
+    typer.echo(
+        f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
+        f"max_seq_length {model['max_seq_length']}, backend {model['backend']}"
+    )
     typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
     typer.echo(f"created:    {data['created']}  updated: {data['updated']}")
     typer.echo("files:      " + ", ".join(f"{n} {_size(s)}" for n, s in data["sizes"].items()))

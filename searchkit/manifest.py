@@ -84,7 +84,9 @@ class Manifest:
     def read(cls, folder: Path) -> Manifest:
         path = folder / MANIFEST
         if not folder.is_dir():
-            raise IndexNotFoundError(f"{folder}: no index here; create one with searchkit index {folder} FILE")
+            raise IndexNotFoundError(
+                f"{folder}: no index here; create one with searchkit index {folder} FILE"
+            )
         if not path.exists():
             raise IndexNotFoundError(f"{folder}: not a searchkit index (no {MANIFEST})")
         try:
@@ -111,6 +113,5 @@ class Manifest:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptIndexError(
-                f"{path}: the manifest is damaged ({type(exc).__name__}: {exc}); "
-                "run searchkit check --repair"
+                f"{path}: the manifest is damaged ({type(exc).__name__}: {exc}); run searchkit check --repair"
             ) from None

@@ -24,7 +24,8 @@ _CHUNK_FLOATS = 8_000_000
 def normalize(vectors: Matrix) -> Matrix:
     """L2-normalise rows; zero rows stay zero, as in torch.nn.functional.normalize."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    out: Matrix = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
 
 
 def prepare(vectors: Matrix, metric: Metric) -> Matrix:
@@ -40,9 +41,9 @@ def pairwise(a: Matrix, b: Matrix, metric: Metric) -> npt.NDArray[np.float64]:
     if metric is Metric.COSINE:
         a64 = a64 / np.maximum(np.linalg.norm(a64, axis=1, keepdims=True), 1e-12)
         b64 = b64 / np.maximum(np.linalg.norm(b64, axis=1, keepdims=True), 1e-12)
-        return a64 @ b64.T
-    if metric is Metric.DOT:
-        return a64 @ b64.T
+    if metric in (Metric.COSINE, Metric.DOT):
+        product: npt.NDArray[np.float64] = a64 @ b64.T
+        return product
     rows = max(1, _CHUNK_FLOATS // max(1, b64.shape[0] * b64.shape[1]))
     out = np.empty((a64.shape[0], b64.shape[0]), dtype=np.float64)
     for start in range(0, a64.shape[0], rows):

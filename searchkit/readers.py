@@ -92,9 +92,7 @@ def _open_inputs(arg: str, fmt: str) -> Iterator[tuple[str, IO[bytes], str]]:
     yield str(path), stream, fmt
 
 
-def _read_stream(
-    name: str, stream: IO[bytes], fmt: str, text_field: str, id_field: str
-) -> Iterator[Record]:
+def _read_stream(name: str, stream: IO[bytes], fmt: str, text_field: str, id_field: str) -> Iterator[Record]:
     lines = _decoded_lines(name, stream)
     if fmt == "auto":  # only stdin gets here
         first = next(lines, None)
@@ -122,8 +120,7 @@ def _decoded_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(stream, start=1):
         if b"\x00" in raw:
             raise InputError(
-                f"{name} line {number}: contains NUL bytes; is it a binary file? "
-                "searchkit reads UTF-8 text"
+                f"{name} line {number}: contains NUL bytes; is it a binary file? searchkit reads UTF-8 text"
             )
         try:
             text = raw.decode("utf-8")
@@ -197,7 +194,9 @@ def _read_table(
                     f"{where}: {len(row)} fields where the header has {len(header)}; "
                     "quote fields that contain the delimiter"
                 )
-            yield _record(where, dict(zip(header, row)), text_field, id_field, f"{name}:{current[0]}")
+            yield _record(
+                where, dict(zip(header, row, strict=True)), text_field, id_field, f"{name}:{current[0]}"
+            )
     except csv.Error as exc:
         raise InputError(f"{name} line {current[0]}: malformed {_table_name(delimiter)} ({exc})") from None
 
@@ -225,9 +224,14 @@ def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, def
 
 
 def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }
     for kind, label in names.items():
         if isinstance(value, kind):
             return label
     return "a number"
-

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from searchkit import embedder as embedding
-from searchkit.errors import ModelMismatchError, UsageError
+from searchkit.errors import InputError, ModelMismatchError, UsageError
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import Matrix, pairwise, prepare
@@ -186,8 +186,8 @@ class Index:
         query_vectors = self.embedder.encode(queries)
         _, ids = self.vectors.search(prepare(query_vectors, self.metric), k)
         rows = self.store.items_by_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        results = []
-        for vector, row_ids in zip(query_vectors, ids):
+        results: list[list[Hit]] = []
+        for vector, row_ids in zip(query_vectors, ids, strict=True):
             found = [rows[int(i)] for i in row_ids if int(i) in rows]
             if not found:
                 results.append([])
@@ -213,9 +213,7 @@ class Index:
             "vectors": self.vectors.ntotal,
             "truncated": self.store.truncated_count(),
         }
-        data["sizes"] = {
-            p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()
-        }
+        data["sizes"] = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
         return data
 
     def export(self, vectors: bool = False) -> Iterator[dict[str, Any]]:
@@ -256,7 +254,7 @@ class Index:
             if self.store.pending_count(run):
                 changed = self.store.apply(run)
                 self._index_rows(changed)
-            self._commit_files()
+                self._commit_files()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -268,8 +266,9 @@ class Index:
         with WriteLock(self.path, lock_timeout):
             self._refresh()
             removed = self.store.delete(keys)
-            self.vectors.remove(np.asarray(removed, dtype=np.int64))
-            self._commit_files()
+            if removed:
+                self.vectors.remove(np.asarray(removed, dtype=np.int64))
+                self._commit_files()
         report.deleted = len(removed)
         if len(removed) < len(set(keys)):
             report.notes.append(f"{len(set(keys)) - len(removed)} id(s) were not in the index")
@@ -304,7 +303,7 @@ class Index:
         if missing:
             vectors = self.embedder.encode(missing, batch_size=batch_size)
             _check_dimension(vectors, self.manifest.model.dimension)
-            for text, vector in zip(missing, vectors):
+            for text, vector in zip(missing, vectors, strict=True):
                 known[content_hash(text)] = vector.astype("<f4").tobytes()
             report.embedded += len(missing)
         flags = self.embedder.truncated_flags([r.text for r in todo])
@@ -313,7 +312,7 @@ class Index:
             run,
             [
                 PendingRow(r.key, r.text, r.metadata, hashes[r.key], r.source, flag, known[hashes[r.key]])
-                for r, flag in zip(todo, flags)
+                for r, flag in zip(todo, flags, strict=True)
             ],
         )
 
@@ -398,19 +397,25 @@ def _check_dimension(vectors: Matrix, dimension: int) -> None:
 
 
 def _as_record(item: Record | dict[str, Any], number: int) -> Record:
+    """A dict as the API takes it: ``text``, ``id``, ``metadata``, any other field as metadata."""
     if isinstance(item, Record):
         return item
+    if not isinstance(item, dict):
+        raise UsageError(f"item {number}: expected a dict with 'text', not {type(item).__name__}")
     text = item.get("text")
     if not isinstance(text, str) or not text.strip():
         raise UsageError(f"item {number}: 'text' must be a non-empty string")
     key = item.get("id")
+    if key is not None and (isinstance(key, bool) or not isinstance(key, (str, int))):
+        raise UsageError(f"item {number}: 'id' must be a string or an integer")
     metadata = item.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise UsageError(f"item {number}: 'metadata' must be an object")
+    extra = {k: v for k, v in item.items() if k not in ("id", "text", "metadata", "source")}
     return Record(
         text=text,
         key=str(key) if key not in (None, "") else content_hash(text)[:16],
-        metadata=metadata,
+        metadata={**extra, **metadata},
         source=str(item.get("source", "api")),
     )
 
@@ -439,18 +444,27 @@ def build(
                 f"{folder} uses the {index.metric.value} metric, not {Metric.parse(metric).value}; "
                 f"change it with searchkit rebuild {folder} --metric ..."
             )
-        report = index.add(records, batch_size=batch_size, **add_options)
+        try:
+            report = _add_some(index, records, batch_size, add_options)
+        except BaseException:
+            index.close()
+            raise
         return index, report
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"{folder}: exists and is not a searchkit index; pick another path")
     staging = folder.with_name(f".{folder.name}.creating-{uuid.uuid4().hex[:8]}")
     try:
         index = Index.create(
-            staging, model=model, metric=metric or Metric.COSINE, index_type=index_type,
+            staging,
+            model=model,
+            metric=metric or Metric.COSINE,
+            index_type=index_type,
             backend=backend or "torch",
         )
-        report = index.add(records, batch_size=batch_size, **add_options)
-        index.close()
+        try:
+            report = _add_some(index, records, batch_size, add_options)
+        finally:
+            index.close()
         if folder.exists():
             folder.rmdir()
         staging.rename(folder)
@@ -458,3 +472,12 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Index.open(folder, embedder=index._embedder), report
+
+
+def _add_some(
+    index: Index, records: Iterable[Record], batch_size: int, options: dict[str, Any]
+) -> WriteReport:
+    report = index.add(records, batch_size=batch_size, **options)
+    if report.added + report.updated + report.unchanged == 0:
+        raise InputError("nothing to index: the input holds no items (empty, or only blank lines)")
+    return report

@@ -125,7 +125,7 @@ class Store:
             with self.db.atomic():
                 for statement in filter(str.strip, sql.split(";")):
                     self.db.execute(statement)
-                self.db["_searchkit_migrations"].insert(
+                self.db.table("_searchkit_migrations").insert(
                     {"name": name, "applied_at": _now_sql(self.db)}, pk="name"
                 )
 
@@ -171,13 +171,16 @@ class Store:
                 rows[id_] = StoredItem(id_, key, text, json.loads(metadata), self._vector(blob))
         return rows
 
-    def iter_embeddings(self, ids: Sequence[int] | None = None, batch: int = 4096) -> Iterator[tuple[np.ndarray, Matrix]]:
+    def iter_embeddings(
+        self, ids: Sequence[int] | None = None, batch: int = 4096
+    ) -> Iterator[tuple[np.ndarray, Matrix]]:
         """(ids, vectors) in batches: of every item, or of the given ids."""
         if ids is None:
             last = 0
             while True:
                 rows = self.db.execute(
-                    "SELECT id, embedding FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                    "SELECT id, embedding FROM items WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, batch),
                 ).fetchall()
                 if not rows:
                     return
@@ -237,7 +240,7 @@ class Store:
             for r in rows
         ]
         with self.db.atomic():
-            self.db["pending"].insert_all(records, replace=True)
+            self.db.table("pending").insert_all(records, replace=True)
 
     def pending_keys(self, run: str, keys: Sequence[str]) -> set[str]:
         """Which of `keys` this run has staged already (duplicates within one input)."""
@@ -297,7 +300,9 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 ids += [
                     row[0]
-                    for row in self.db.execute(f"DELETE FROM items WHERE key IN ({marks}) RETURNING id", chunk)
+                    for row in self.db.execute(
+                        f"DELETE FROM items WHERE key IN ({marks}) RETURNING id", chunk
+                    )
                 ]
             if ids:
                 self._bump()

@@ -35,12 +35,13 @@ def _faiss() -> Any:
 
 def _faiss_metric(metric: Metric) -> int:
     faiss = _faiss()
-    return {
+    kinds: dict[Metric, int] = {
         Metric.COSINE: faiss.METRIC_INNER_PRODUCT,
         Metric.DOT: faiss.METRIC_INNER_PRODUCT,
         Metric.EUCLIDEAN: faiss.METRIC_L2,
         Metric.MANHATTAN: faiss.METRIC_L1,
-    }[metric]
+    }
+    return kinds[metric]
 
 
 def describe(index_type: str) -> str:

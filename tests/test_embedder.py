@@ -1,0 +1,74 @@
+"""Model resolution, verification and fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from searchkit import ModelError
+from searchkit import embedder as embedding
+
+
+@pytest.mark.parametrize("name", [None, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_default_names_resolve_to_the_bundled_model(name: str | None) -> None:
+    source = embedding.resolve(name)
+    assert source.kind == "bundled" and source.name == "all-MiniLM-L6-v2"
+    assert embedding.weights_sha256(source) == embedding.BUNDLED_SHA256
+
+
+def test_fingerprint_of_the_default_model(model: embedding.Embedder) -> None:
+    fp = model.fingerprint
+    assert (fp.name, fp.source, fp.sha256) == (
+        "all-MiniLM-L6-v2",
+        "bundled",
+        embedding.BUNDLED_SHA256,
+    )
+    assert (fp.dimension, fp.max_seq_length, fp.normalize, fp.backend) == (384, 256, True, "torch")
+
+
+def test_tampered_bundled_weights_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedding, "BUNDLED_SHA256", "0" * 64)
+    with pytest.raises(ModelError, match=r"fail their sha256 check .*pip install --force-reinstall"):
+        embedding.resolve(None)
+
+
+def test_a_local_model_folder_loads_with_its_own_fingerprint(other_model_dir: Path) -> None:
+    other = embedding.load(str(other_model_dir))
+    assert other.fingerprint.source == f"local:{other_model_dir}"
+    assert other.fingerprint.sha256 != embedding.BUNDLED_SHA256
+    assert other.fingerprint.dimension == 384
+    assert other.encode(["hello"]).shape == (1, 384)
+
+
+def test_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="is not a sentence-transformers model folder"):
+        embedding.resolve(str(tmp_path))
+
+
+def test_an_unknown_hub_model_offline_names_the_remedy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as caught:
+        embedding.resolve("no-such-org/no-such-model")
+    message = str(caught.value)
+    assert "not in the local cache" in message and "--model PATH" in message
+    assert "\n" not in message
+
+
+def test_truncation_is_counted(model: embedding.Embedder) -> None:
+    long_text = "word " * 400
+    assert model.truncated_flags(["short text", long_text]) == [False, True]
+
+
+def test_load_is_cached(model: embedding.Embedder) -> None:
+    assert embedding.load() is model
+    assert embedding.load("sentence-transformers/all-MiniLM-L6-v2") is model
+
+
+def test_encode_of_nothing(model: embedding.Embedder) -> None:
+    assert model.encode([]).shape == (0, 384)
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(Exception, match="unknown backend 'onnx-fast'"):
+        embedding.load(None, backend="onnx-fast")

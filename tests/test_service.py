@@ -1,0 +1,212 @@
+"""The Index facade: exact search for every metric, upserts, deletes, recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from searchkit import Index, InputError, Metric, ModelMismatchError, UsageError, read_inputs
+from searchkit.service import VECTORS_FILE, build
+from searchkit.store import Store
+
+# Queries written for these tests; none of them is in data/corpus.jsonl.
+QUERIES = [
+    "Will I need an umbrella this afternoon?",
+    "Which team scored the winning goal?",
+    "recommend me a scary film",
+    "cheap flights to Europe",
+    "how do computers store data",
+    "something warm to eat on a cold evening",
+]
+
+
+_doc_vectors: dict[int, Any] = {}
+
+
+def brute_force(st_model: Any, corpus: list[dict[str, Any]], query: str, metric: Metric, k: int):
+    """The reference: rank every item by model.similarity with that similarity_fn_name."""
+    if id(corpus) not in _doc_vectors:
+        _doc_vectors[id(corpus)] = st_model.encode([c["text"] for c in corpus])
+    docs = _doc_vectors[id(corpus)]
+    q = st_model.encode([query])
+    previous = st_model.similarity_fn_name
+    try:
+        st_model.similarity_fn_name = metric.st_name
+        scores = st_model.similarity(q, docs).numpy()[0]
+    finally:
+        st_model.similarity_fn_name = previous
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(corpus[i]["id"], float(scores[i])) for i in order]
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict[str, Any]], model: Any):
+    built = {}
+    for metric in Metric:
+        folder = tmp_path_factory.mktemp("idx") / metric.value
+        index = Index.create(folder, metric=metric)
+        index.add(corpus)
+        built[metric] = index
+    yield built
+    for index in built.values():
+        index.close()
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_search_equals_brute_force_for_every_metric(
+    metric: Metric, indexes: dict[Metric, Index], st_model: Any, corpus: list[dict[str, Any]]
+) -> None:
+    index = indexes[metric]
+    for query, hits in zip(QUERIES, index.search_many(QUERIES, k=10), strict=True):
+        expected = brute_force(st_model, corpus, query, metric, 10)
+        assert [h.id for h in hits] == [e[0] for e in expected], query
+        np.testing.assert_allclose([h.score for h in hits], [e[1] for e in expected], atol=1e-4)
+        assert [h.rank for h in hits] == list(range(1, 11))
+
+
+def test_hits_carry_text_and_metadata(indexes: dict[Metric, Index], corpus: list[dict[str, Any]]) -> None:
+    by_id = {c["id"]: c for c in corpus}
+    for hit in indexes[Metric.COSINE].search("a day at the beach", k=5):
+        assert hit.text == by_id[hit.id]["text"]
+        assert hit.metadata == {"topic": by_id[hit.id]["topic"]}
+
+
+def test_search_many_equals_search(indexes: dict[Metric, Index]) -> None:
+    index = indexes[Metric.EUCLIDEAN]
+    batched = index.search_many(QUERIES[:3], k=4)
+    single = [index.search(q, k=4) for q in QUERIES[:3]]
+    # Batched encoding pads to the longest query, which moves floats in the last digits.
+    assert [[h.id for h in hits] for hits in batched] == [[h.id for h in hits] for hits in single]
+    np.testing.assert_allclose(
+        [[h.score for h in hits] for hits in batched],
+        [[h.score for h in hits] for hits in single],
+        atol=1e-5,
+    )
+
+
+def test_k_larger_than_the_index(tmp_path: Path, model: Any) -> None:
+    index = Index.create(tmp_path / "small")
+    index.add([{"id": "a", "text": "one"}, {"id": "b", "text": "two"}])
+    assert [h.id for h in index.search("one", k=50)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("k", [0, -1, True, 1.5])
+def test_bad_k(indexes: dict[Metric, Index], k: Any) -> None:
+    with pytest.raises(UsageError, match="k must be a positive integer"):
+        indexes[Metric.COSINE].search("x", k=k)
+
+
+def test_reindexing_unchanged_items_embeds_nothing(tmp_path: Path, tiny: Any) -> None:
+    items = [{"id": str(i), "text": f"item number {i}"} for i in range(50)]
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    first = index.add(items)
+    assert (first.added, first.embedded) == (50, 50)
+    before = tiny.texts_embedded
+    again = index.add(items)
+    assert (again.added, again.updated, again.unchanged, again.embedded) == (0, 0, 50, 0)
+    assert tiny.texts_embedded == before
+
+
+def test_changed_text_is_reembedded_and_keeps_its_id(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "a", "text": "first version"}, {"id": "b", "text": "other"}])
+    row_id = index.store.db.execute("SELECT id FROM items WHERE key = 'a'").fetchone()[0]
+    report = index.add([{"id": "a", "text": "second version"}])
+    assert (report.updated, report.embedded, report.added) == (1, 1, 0)
+    assert index.store.db.execute("SELECT id FROM items WHERE key = 'a'").fetchone()[0] == row_id
+    assert index.search("second version", k=1)[0].id == "a"
+    assert index.search("second version", k=1)[0].text == "second version"
+    assert len(index) == 2 and index.vectors.ntotal == 2
+
+
+def test_duplicate_ids_in_one_input_last_wins(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    report = index.add([{"id": "a", "text": "old"}, {"id": "b", "text": "b"}, {"id": "a", "text": "new"}])
+    assert (report.added, report.duplicates) == (2, 1)
+    assert {i["id"]: i["text"] for i in index.export()} == {"a": "new", "b": "b"}
+
+
+def test_same_text_under_a_new_id_reuses_the_embedding(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "a", "text": "shared text"}])
+    report = index.add([{"id": "b", "text": "shared text"}])
+    assert (report.added, report.embedded) == (1, 0)
+
+
+def test_delete_removes_items_from_results(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": str(i), "text": f"text {i}"} for i in range(10)])
+    report = index.delete(["3", "4", "missing"])
+    assert report.deleted == 2 and report.notes == ["1 id(s) were not in the index"]
+    ids = {h.id for h in index.search("text 3", k=10)}
+    assert ids == {str(i) for i in range(10)} - {"3", "4"}
+    assert index.vectors.ntotal == 8
+
+
+def test_another_models_index_is_refused(tmp_path: Path, tiny: Any, model: Any) -> None:
+    Index.create(tmp_path / "i", embedder=tiny).add([{"id": "a", "text": "x"}])
+    with pytest.raises(ModelMismatchError) as caught:
+        Index.open(tmp_path / "i", model="all-MiniLM-L6-v2")
+    assert "was built with tiny" in str(caught.value) and "all-MiniLM-L6-v2" in str(caught.value)
+    with pytest.raises(ModelMismatchError):
+        Index.open(tmp_path / "i", embedder=model)
+
+
+def test_an_interrupted_write_is_finished_on_open(tmp_path: Path, tiny: Any) -> None:
+    """A commit in SQLite whose FAISS file and manifest were never written (a crash)."""
+    folder = tmp_path / "i"
+    index = Index.create(folder, embedder=tiny)
+    index.add([{"id": "a", "text": "alpha"}])
+    index.close()
+    store = Store(folder / "index.db", tiny.dimension)
+    vector = tiny.encode(["beta"])[0].astype("<f4").tobytes()
+    from searchkit.store import PendingRow
+
+    store.stage("crashed", [PendingRow("b", "beta", {}, "h", "x", False, vector)])
+    store.apply("crashed")
+    store.close()
+    reopened = Index.open(folder, embedder=tiny)
+    assert reopened.vectors.ntotal == 2
+    assert reopened.search("beta", k=1)[0].id == "b"
+    assert reopened.manifest.generation == reopened.store.generation
+
+
+def test_a_missing_vectors_file_is_rebuilt_from_the_store(tmp_path: Path, tiny: Any) -> None:
+    folder = tmp_path / "i"
+    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
+    (folder / VECTORS_FILE).unlink()
+    reopened = Index.open(folder, embedder=tiny)
+    assert reopened.vectors.ntotal == 2 and (folder / VECTORS_FILE).exists()
+
+
+def test_build_creates_nothing_when_the_first_ingest_fails(tmp_path: Path, model: Any) -> None:
+    bad = tmp_path / "input.txt"
+    bad.write_bytes(b"a good line\n" * 600 + b"a bad \xff line\n")
+    target = tmp_path / "new-index"
+    with pytest.raises(InputError, match="line 601: invalid UTF-8"):
+        build(target, read_inputs([bad]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt"]
+
+
+def test_build_refuses_another_metric_for_an_existing_index(tmp_path: Path, tiny: Any) -> None:
+    Index.create(tmp_path / "i", embedder=tiny, metric="dot").close()
+    with pytest.raises(UsageError, match="uses the dot metric, not euclidean"):
+        build(tmp_path / "i", iter([]), metric="euclidean")
+
+
+def test_info_reports_counts_and_files(indexes: dict[Metric, Index]) -> None:
+    info = indexes[Metric.MANHATTAN].info()
+    assert info["metric"] == "manhattan"
+    assert info["counts"]["items"] == info["counts"]["vectors"] > 300
+    assert {"manifest.json", "index.db", "vectors.faiss"} <= set(info["sizes"])
+    assert info["model"]["sha256"] and info["index"]["faiss"] == "IDMap2,Flat"
+
+
+def test_truncated_texts_are_counted(tmp_path: Path, model: Any) -> None:
+    index = Index.create(tmp_path / "i")
+    report = index.add([{"id": "long", "text": "many words " * 300}, {"id": "short", "text": "hi"}])
+    assert report.truncated == 1
+    assert index.info()["counts"]["truncated"] == 1
