@@ -46,6 +46,7 @@ def test_importing_searchkit_loads_no_heavy_module() -> None:
     import subprocess
     import sys
 
-    code = "import sys, searchkit.cli; print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules))"
+    heavy = "('torch', 'sentence_transformers', 'faiss')"
+    code = f"import sys, searchkit.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
