@@ -25,13 +25,15 @@ from searchkit.errors import (
     ModelError,
     ModelMismatchError,
     SearchkitError,
+    StorageError,
     UsageError,
 )
 from searchkit.readers import read_inputs
 from searchkit.service import Index, build
-from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport
+from searchkit.types import CheckReport, Fingerprint, Hit, Metric, Record, WriteReport
 
 __all__ = [
+    "CheckReport",
     "CorruptIndexError",
     "Fingerprint",
     "Hit",
@@ -46,6 +48,7 @@ __all__ = [
     "Record",
     "SearchkitError",
     "Similarity",
+    "StorageError",
     "UsageError",
     "WriteReport",
     "__version__",

@@ -305,5 +305,49 @@ def delete_cmd(
         typer.echo(f"  {note}")
 
 
+@command("rebuild")
+def rebuild_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="A new metric.")] = None,
+    index_type: Annotated[str | None, typer.Option("--index-type", help="A new index type.")] = None,
+) -> None:
+    """Rebuild the vectors from the stored embeddings (another metric or index type); embeds nothing."""
+    from searchkit.service import Index
+
+    with Index.open(index) as opened:
+        report = opened.rebuild(metric=metric, index_type=index_type)
+        typer.echo(
+            f"{index}: rebuilt {opened.vectors.ntotal} vectors ({opened.metric.value}, "
+            f"{opened.manifest.index_type}) in {report.seconds:.1f} s; nothing embedded"
+        )
+
+
+@command("check")
+def check_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    repair: Annotated[bool, typer.Option("--repair", help="Restore consistency from SQLite.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that manifest, FAISS file and SQLite agree; exit 0 only when they do."""
+    from searchkit.service import check
+
+    report = check(index, repair=repair)
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        for line in report.repaired:
+            typer.echo(f"repaired: {line}")
+        for line in report.problems:
+            typer.echo(f"problem:  {line}")
+        for line in report.notes:
+            typer.echo(f"note:     {line}")
+        if report.ok:
+            typer.echo(f"{index}: consistent")
+        else:
+            typer.echo(f"{index}: inconsistent; run searchkit check {index} --repair", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

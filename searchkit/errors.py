@@ -12,7 +12,8 @@ as it is; anything that is not a ``SearchkitError`` is a bug.
     │   ├── IndexNotFoundError   no index at that path
     │   ├── CorruptIndexError    a file of the index is damaged or disagrees with the rest
     │   └── ModelMismatchError   the index was built with a different model
-    └── LockError           another process holds the index's write lock
+    ├── LockError           another process holds the index's write lock
+    └── StorageError        the disk refused a write: full, read-only, or failing
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "SearchkitError",
+    "StorageError",
     "UsageError",
 ]
 
@@ -64,3 +66,7 @@ class ModelMismatchError(IndexFileError):
 
 class LockError(SearchkitError):
     """The index is being written by another process."""
+
+
+class StorageError(SearchkitError):
+    """The filesystem refused a write; the index is as it was before it."""

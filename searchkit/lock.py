@@ -21,8 +21,14 @@ LOCK_FILE = "lock"
 
 
 class WriteLock:
-    def __init__(self, folder: Path, timeout: float = 60.0, on_wait: Callable[[], None] | None = None):
-        self.path = folder / LOCK_FILE
+    def __init__(
+        self,
+        folder: Path,
+        timeout: float = 60.0,
+        on_wait: Callable[[], None] | None = None,
+        name: str = LOCK_FILE,
+    ):
+        self.path = folder / name
         self.timeout = timeout
         self.on_wait = on_wait
         self._fd: int | None = None

@@ -42,6 +42,34 @@ class Manifest:
     searchkit_version: str = __version__
     format_version: int = FORMAT_VERSION
 
+    def config(self) -> dict[str, Any]:
+        """What the store keeps as its ``config``: everything but counts and times."""
+        return {
+            "model": self.model.to_json(),
+            "metric": self.metric.value,
+            "index_type": self.index_type,
+            "faiss": self.faiss,
+        }
+
+    def with_config(self, config: dict[str, Any]) -> Manifest:
+        """This manifest with the store's configuration (the store wins on disagreement)."""
+        return replace(
+            self,
+            model=Fingerprint.from_json(config["model"]),
+            metric=Metric.parse(config["metric"]),
+            index_type=str(config["index_type"]),
+            faiss=str(config["faiss"]),
+        )
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Manifest:
+        return cls(
+            model=Fingerprint.from_json(config["model"]),
+            metric=Metric.parse(config["metric"]),
+            index_type=str(config["index_type"]),
+            faiss=str(config["faiss"]),
+        )
+
     def advance(self, generation: int, items: int, truncated: int) -> Manifest:
         return replace(
             self,

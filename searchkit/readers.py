@@ -46,6 +46,9 @@ _BY_EXTENSION = {
 }
 STDIN = "-"
 
+# A text field may be a whole document: lift the csv module's 128 KiB cap on one field.
+csv.field_size_limit(1 << 30)
+
 
 def read_inputs(
     inputs: Iterable[str | Path],
@@ -79,7 +82,11 @@ def _open_inputs(arg: str, fmt: str) -> Iterator[tuple[str, IO[bytes], str]]:
             known = ", ".join(sorted(_BY_EXTENSION))
             raise InputError(f"{arg}: no input files in this folder (looked for {known})")
         for file in files:
-            yield str(file), file.open("rb"), _BY_EXTENSION[file.suffix.lower()]
+            try:
+                stream = file.open("rb")
+            except OSError as exc:
+                raise InputError(f"{file}: cannot read ({exc.strerror})") from None
+            yield str(file), stream, _BY_EXTENSION[file.suffix.lower()]
         return
     if not path.exists():
         raise InputError(f"{arg}: no such file or folder")
@@ -185,8 +192,11 @@ def _read_table(
                 f"{name}: no {text_field!r} column (columns: {', '.join(header)}); "
                 "name the text column with --text-field"
             )
+        ended = current[0]
         for row in reader:
-            where = f"{name} line {current[0]}"
+            # A quoted field may span lines: a record is named by its first line.
+            first, ended = ended + 1, current[0]
+            where = f"{name} line {first}"
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(header):
@@ -194,9 +204,7 @@ def _read_table(
                     f"{where}: {len(row)} fields where the header has {len(header)}; "
                     "quote fields that contain the delimiter"
                 )
-            yield _record(
-                where, dict(zip(header, row, strict=True)), text_field, id_field, f"{name}:{current[0]}"
-            )
+            yield _record(where, dict(zip(header, row, strict=True)), text_field, id_field, f"{name}:{first}")
     except csv.Error as exc:
         raise InputError(f"{name} line {current[0]}: malformed {_table_name(delimiter)} ({exc})") from None
 
@@ -220,7 +228,7 @@ def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, def
             raise InputError(f"{where}: field {id_field!r} is {_json_type(raw_id)}, not a string or integer")
         key = str(raw_id)
     metadata = {k: v for k, v in obj.items() if k not in (text_field, id_field)}
-    return Record(text=text, key=key, metadata=metadata, source=where.replace(" line ", ":"))
+    return Record(text=text, key=key, metadata=metadata, source=default_key)
 
 
 def _json_type(value: object) -> str:

@@ -10,8 +10,10 @@ It knows rows, never FAISS. Tables:
 - ``pending``: rows of an ingest in progress, committed batch by batch so that
   a crashed ingest can reuse their embeddings; ``apply`` moves one run's rows
   into ``items`` in a single transaction.
-- ``state``: ``generation``, bumped by every committed change; the manifest
-  records the generation its FAISS file reflects.
+- ``state``: ``generation``, bumped by every committed change (the manifest
+  records the generation its FAISS file reflects), and ``config``, the index's
+  model fingerprint, metric and index type as JSON: the manifest can always be
+  rebuilt from it.
 - ``_searchkit_migrations``: the numbered schema migrations applied.
 """
 
@@ -61,6 +63,7 @@ _MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX pending_content_hash ON pending (content_hash);
         CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO state (name, value) VALUES ('generation', '0');
+        INSERT INTO state (name, value) VALUES ('config', '{}');
         """,
     ),
 ]
@@ -96,17 +99,29 @@ class PendingRow:
 class Store:
     """An open ``index.db``; one connection, WAL mode, durable commits."""
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int | None = None, create: bool = False) -> None:
+        """Open the database (or create it); `dimension` defaults to the one in ``config``."""
         self.path = path
-        self.dimension = dimension
+        if not create and not path.exists():
+            raise CorruptIndexError(
+                f"{path.parent}: {path.name} is missing, and with it every item; restore it from a backup"
+            )
+        conn: sqlite3.Connection | None = None
         try:
+            new = not path.exists()
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+            if new:
+                # Must precede the first table: lets deletes hand pages back to the filesystem.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a write is on disk when commit returns, even across power loss.
             conn.execute("PRAGMA synchronous=FULL")
             self.db = sqlite_utils.Database(conn)
             self._migrate()
+            self.dimension = dimension if dimension is not None else self._config_dimension()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             raise CorruptIndexError(
                 f"{path}: the database is damaged ({exc}); restore it from a backup"
             ) from None
@@ -135,6 +150,39 @@ class Store:
     def generation(self) -> int:
         row = self.db.execute("SELECT value FROM state WHERE name = 'generation'").fetchone()
         return int(row[0])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        row = self.db.execute("SELECT value FROM state WHERE name = 'config'").fetchone()
+        value: dict[str, Any] = json.loads(row[0])
+        return value
+
+    def _config_dimension(self) -> int:
+        return int(self.config.get("model", {}).get("dimension", 0))
+
+    def set_config(self, config: dict[str, Any]) -> None:
+        """Record the index's configuration; a change is a write (bumps the generation)."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE state SET value = ? WHERE name = 'config'", (json.dumps(config, sort_keys=True),)
+            )
+            self._bump()
+
+    def integrity(self) -> str:
+        """'ok', or SQLite's first complaint about the file."""
+        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+
+    def ids(self) -> np.ndarray:
+        rows = self.db.execute("SELECT id FROM items ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def malformed_embeddings(self) -> list[int]:
+        """Ids of rows whose embedding is not `dimension` float32 values."""
+        sql = "SELECT id FROM items WHERE length(embedding) != ? OR typeof(embedding) != 'blob'"
+        return [row[0] for row in self.db.execute(sql, (self.dimension * 4,))]
+
+    def pending_total(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM pending").fetchone()[0])
 
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM items").fetchone()[0])
@@ -290,6 +338,7 @@ class Store:
             ]
             self.db.execute("DELETE FROM pending")
             self._bump()
+        self.reclaim()
         return ids
 
     def delete(self, keys: Sequence[str]) -> list[int]:
@@ -306,7 +355,25 @@ class Store:
                 ]
             if ids:
                 self._bump()
+        if ids:
+            self.reclaim()
         return ids
+
+    def replace_embeddings(self, vectors: dict[int, bytes]) -> None:
+        """Swap the embeddings of existing rows (check --repair re-embeds damaged ones)."""
+        with self.db.atomic():
+            for id_, blob in vectors.items():
+                self.db.execute("UPDATE items SET embedding = ? WHERE id = ?", (blob, id_))
+            self._bump()
+
+    def clear_pending(self) -> None:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM pending")
+        self.reclaim()
+
+    def reclaim(self) -> None:
+        """Give free pages back to the filesystem, so deletes shrink the file."""
+        self.db.execute("PRAGMA incremental_vacuum")
 
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")

@@ -8,7 +8,7 @@ from typing import Any
 
 from searchkit.errors import UsageError
 
-__all__ = ["Fingerprint", "Hit", "Metric", "Record", "WriteReport"]
+__all__ = ["CheckReport", "Fingerprint", "Hit", "Metric", "Record", "WriteReport"]
 
 JSON = dict[str, Any]
 
@@ -142,4 +142,27 @@ class WriteReport:
             "embedded": self.embedded,
             "seconds": round(self.seconds, 3),
             "items_per_second": round(self.items_per_second, 1),
+        }
+
+
+@dataclass
+class CheckReport:
+    """What ``check`` found: problems make the index inconsistent, notes do not."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> JSON:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "problems": self.problems,
+            "notes": self.notes,
+            "repaired": self.repaired,
         }

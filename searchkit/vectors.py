@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from searchkit.errors import CorruptIndexError, UsageError
+from searchkit.errors import CorruptIndexError, StorageError, UsageError
 from searchkit.metrics import Matrix
 from searchkit.types import Metric
 
@@ -67,6 +67,8 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, metric: Metric, description: str, dimension: int) -> VectorIndex:
+        if not path.exists():
+            raise CorruptIndexError(f"{path}: the FAISS file is missing; run searchkit check --repair")
         try:
             index = _faiss().read_index(str(path))
         except RuntimeError as exc:
@@ -74,6 +76,11 @@ class VectorIndex:
             raise CorruptIndexError(
                 f"{path}: the FAISS file is damaged ({first}); run searchkit check --repair"
             ) from None
+        if not isinstance(index, _faiss().IndexIDMap2):
+            raise CorruptIndexError(
+                f"{path}: the FAISS file holds no id map (positions, not row ids); "
+                "run searchkit check --repair"
+            )
         if index.d != dimension or index.metric_type != _faiss_metric(metric):
             raise CorruptIndexError(
                 f"{path}: the FAISS file does not match the manifest (dimension {index.d}, "
@@ -87,6 +94,15 @@ class VectorIndex:
 
     def ids(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self.index.id_map), dtype=np.int64)
+
+    def flat_vectors(self) -> tuple[IdArray, Matrix] | None:
+        """(ids, vectors) exactly as stored, for flat indexes; None for lossy ones."""
+        faiss = _faiss()
+        inner = faiss.downcast_index(self.index.index)
+        if not isinstance(inner, faiss.IndexFlat):
+            return None
+        vectors = faiss.vector_to_array(inner.codes).view(np.float32).reshape(self.ntotal, self.index.d)
+        return self.ids(), vectors
 
     def add(self, ids: IdArray, vectors: Matrix) -> None:
         """Add vectors under `ids`, replacing any vector those ids already have."""
@@ -109,7 +125,12 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename, fsync the folder."""
         tmp = path.with_name(path.name + ".tmp")
-        _faiss().write_index(self.index, str(tmp))
+        try:
+            _faiss().write_index(self.index, str(tmp))
+        except RuntimeError as exc:  # FAISS reports a failed write (disk full, EFBIG) this way
+            tmp.unlink(missing_ok=True)
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "write failed"
+            raise StorageError(f"writing {path.name} failed ({reason})") from None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -8,8 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from searchkit import Index, InputError, Metric, ModelMismatchError, UsageError, read_inputs
-from searchkit.service import VECTORS_FILE, build
+from searchkit import (
+    CorruptIndexError,
+    Index,
+    InputError,
+    Metric,
+    ModelMismatchError,
+    UsageError,
+    read_inputs,
+)
+from searchkit.service import build, check
+from searchkit.service.index import VECTORS_FILE
 from searchkit.store import Store
 
 # Queries written for these tests; none of them is in data/corpus.jsonl.
@@ -174,12 +183,15 @@ def test_an_interrupted_write_is_finished_on_open(tmp_path: Path, tiny: Any) -> 
     assert reopened.manifest.generation == reopened.store.generation
 
 
-def test_a_missing_vectors_file_is_rebuilt_from_the_store(tmp_path: Path, tiny: Any) -> None:
+def test_a_missing_vectors_file_is_an_error_until_repaired(tmp_path: Path, tiny: Any) -> None:
     folder = tmp_path / "i"
     Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
     (folder / VECTORS_FILE).unlink()
-    reopened = Index.open(folder, embedder=tiny)
-    assert reopened.vectors.ntotal == 2 and (folder / VECTORS_FILE).exists()
+    with pytest.raises(CorruptIndexError, match="the FAISS file is missing; run searchkit check --repair"):
+        Index.open(folder, embedder=tiny)
+    report = check(folder, repair=True)
+    assert report.ok and report.repaired
+    assert Index.open(folder, embedder=tiny).vectors.ntotal == 2
 
 
 def test_build_creates_nothing_when_the_first_ingest_fails(tmp_path: Path, model: Any) -> None:

@@ -1,0 +1,204 @@
+"""``check`` and ``check --repair``: do the manifest, the FAISS file and SQLite agree?
+
+SQLite is the source of truth. Repair never invents items: it rebuilds the vectors
+from the stored embeddings (re-embedding only rows whose stored vector is damaged),
+rewrites the manifest from the store's config, and clears leftovers of crashed
+writes. A damaged database cannot be repaired from the other files; check says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from searchkit import embedder as embedding
+from searchkit.errors import CorruptIndexError, IndexFileError, IndexNotFoundError
+from searchkit.lock import WriteLock
+from searchkit.manifest import MANIFEST, Manifest
+from searchkit.metrics import prepare
+from searchkit.service.index import DB_FILE, VECTORS_FILE, Index, storage_errors
+from searchkit.store import Store
+from searchkit.types import CheckReport
+from searchkit.vectors import VectorIndex
+
+__all__ = ["check"]
+
+
+def check(
+    path: str | Path,
+    repair: bool = False,
+    embedder: embedding.Embedder | None = None,
+    lock_timeout: float = 60.0,
+) -> CheckReport:
+    """Compare manifest, FAISS ids and SQLite rows; with `repair`, restore consistency."""
+    folder = Path(path)
+    if not (folder / MANIFEST).exists() and not (folder / DB_FILE).exists():
+        raise IndexNotFoundError(f"{folder}: not a searchkit index (no {MANIFEST}, no {DB_FILE})")
+    report = CheckReport(str(folder))
+    with storage_errors(folder), WriteLock(folder, lock_timeout):
+        try:
+            store = Store(folder / DB_FILE)
+        except CorruptIndexError as exc:
+            report.problems.append(f"database: {exc}")
+            return report
+        try:
+            _finish_interrupted_write(folder, store, report, embedder)
+            _inspect(folder, store, report)
+            if repair and (report.problems or report.notes):
+                _repair(folder, store, report, embedder)
+                after = CheckReport(str(folder))
+                _inspect(folder, store, after)
+                report.problems = after.problems
+                report.notes = after.notes
+        finally:
+            store.close()
+    return report
+
+
+def _finish_interrupted_write(
+    folder: Path, store: Store, report: CheckReport, embedder: embedding.Embedder | None
+) -> None:
+    """Do what any open does after a crash between commit and files: finish the write."""
+    if not _readable(folder) or not store.config or store.integrity() != "ok":
+        return
+    manifest = Manifest.read(folder)
+    if manifest.generation == store.generation:
+        return
+    index = Index(folder, manifest.with_config(store.config), store, _empty(manifest), embedder)
+    index._rebuild_vectors()
+    index._commit_files()
+    report.notes.append(
+        f"finished an interrupted write (generation {manifest.generation} -> {store.generation})"
+    )
+
+
+def _empty(manifest: Manifest) -> VectorIndex:
+    return VectorIndex.create(manifest.model.dimension, manifest.metric, manifest.index_type)
+
+
+def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
+    integrity = store.integrity()
+    if integrity != "ok":
+        report.problems.append(f"database: SQLite integrity check failed ({integrity}); restore a backup")
+        return
+    config = store.config
+    if not config:
+        report.problems.append("database: no index configuration recorded; rebuild the index from its data")
+        return
+    try:
+        manifest: Manifest | None = Manifest.read(folder)
+    except IndexFileError as exc:
+        report.problems.append(f"manifest: {exc}")
+        manifest = None
+    expected = Manifest.from_config(config)
+    count = store.count()
+    if manifest is not None:
+        for name, value in config.items():
+            if manifest.config()[name] != value:
+                report.problems.append(f"manifest: {name} disagrees with the database")
+        if manifest.generation != store.generation:
+            report.problems.append(
+                f"manifest: at generation {manifest.generation}, the database at {store.generation} "
+                "(a write was interrupted)"
+            )
+        if manifest.items != count:
+            report.problems.append(f"manifest: counts {manifest.items} items, the database holds {count}")
+    malformed = store.malformed_embeddings()
+    if malformed:
+        report.problems.append(f"database: {len(malformed)} stored embedding(s) of the wrong size")
+    _inspect_vectors(folder, store, expected, report, skip=set(malformed))
+    pending = store.pending_total()
+    if pending:
+        report.notes.append(f"{pending} staged row(s) of an interrupted ingest (reused by the next one)")
+    leftovers = _leftovers(folder)
+    if leftovers:
+        report.notes.append("leftover temporary files: " + ", ".join(p.name for p in leftovers))
+
+
+def _inspect_vectors(
+    folder: Path, store: Store, expected: Manifest, report: CheckReport, skip: set[int]
+) -> None:
+    path = folder / VECTORS_FILE
+    if not path.exists():
+        report.problems.append(f"vectors: {VECTORS_FILE} is missing")
+        return
+    try:
+        vectors = VectorIndex.load(path, expected.metric, expected.faiss, expected.model.dimension)
+    except CorruptIndexError as exc:
+        report.problems.append(f"vectors: {exc}")
+        return
+    faiss_ids = vectors.ids()
+    row_ids = store.ids()
+    unique = np.unique(faiss_ids)
+    if len(unique) != len(faiss_ids):
+        report.problems.append(f"vectors: {len(faiss_ids) - len(unique)} duplicated id(s)")
+    orphans = np.setdiff1d(unique, row_ids)
+    missing = np.setdiff1d(row_ids, unique)
+    if len(orphans):
+        report.problems.append(f"vectors: {len(orphans)} vector(s) with no item (orphans)")
+    if len(missing):
+        report.problems.append(f"vectors: {len(missing)} item(s) with no vector")
+    stored = vectors.flat_vectors()
+    if stored is None or len(orphans) or len(missing):
+        return
+    position = {int(i): n for n, i in enumerate(stored[0])}
+    wrong = 0
+    for ids, batch in store.iter_embeddings():
+        keep = [n for n, i in enumerate(ids) if int(i) not in skip]
+        if not keep:
+            continue
+        ours = prepare(batch[keep], expected.metric)
+        theirs = stored[1][[position[int(ids[n])] for n in keep]]
+        wrong += int(np.sum(np.abs(ours - theirs).max(axis=1) > 1e-5))
+    if wrong:
+        report.problems.append(f"vectors: {wrong} vector(s) differ from the stored embeddings")
+
+
+def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding.Embedder | None) -> None:
+    config = store.config
+    if not config or store.integrity() != "ok":
+        return  # nothing trustworthy to repair from; the problems say so
+    manifest = Manifest.from_config(config)
+    with_counts = Manifest.read(folder) if _readable(folder) else manifest
+    index = Index(folder, with_counts.with_config(config), store, _empty(manifest), embedder)
+    malformed = store.malformed_embeddings()
+    if malformed:
+        rows = store.db.execute(
+            f"SELECT id, text FROM items WHERE id IN ({','.join('?' * len(malformed))})", malformed
+        ).fetchall()
+        vectors = index.embedder.encode([text for _, text in rows])
+        store.replace_embeddings(
+            {id_: v.astype("<f4").tobytes() for (id_, _), v in zip(rows, vectors, strict=True)}
+        )
+        report.repaired.append(f"re-embedded {len(rows)} item(s) whose stored vector was damaged")
+    if store.pending_total():
+        store.clear_pending()
+        report.repaired.append("cleared the staged rows of an interrupted ingest")
+    for leftover in _leftovers(folder):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        report.repaired.append(f"removed {leftover.name}")
+    if report.problems:
+        index._rebuild_vectors()
+        index._commit_files()
+        report.repaired.append(
+            f"rebuilt {VECTORS_FILE} ({index.vectors.ntotal} vectors) and {MANIFEST} from the database"
+        )
+
+
+def _readable(folder: Path) -> bool:
+    try:
+        Manifest.read(folder)
+    except IndexFileError:
+        return False
+    return True
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    inside = [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    beside = list(folder.parent.glob(f".{folder.name}.creating-*"))
+    return sorted(inside + beside)

@@ -1,0 +1,193 @@
+"""Ingest: records in, batches staged with their embeddings, one commit at the end.
+
+Works on an open `Index` under its write lock (see index.py for the order of
+writes). An embedding is made only for a text the index has never seen: a
+changed item is re-embedded, an unchanged one skipped, and a text already stored
+under another id (or staged by an interrupted ingest) reuses its vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from searchkit.errors import InputError, UsageError
+from searchkit.lock import WriteLock
+from searchkit.manifest import MANIFEST
+from searchkit.store import PendingRow
+from searchkit.types import Metric, Record, WriteReport
+
+if TYPE_CHECKING:
+    from searchkit.service.index import Index
+
+__all__ = ["as_record", "build", "content_hash", "new_run", "stage"]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def new_run() -> str:
+    return uuid.uuid4().hex
+
+
+def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: WriteReport) -> None:
+    """Embed what `batch` needs and commit it to ``pending``; count what it does."""
+    latest: dict[str, Record] = {}
+    for record in batch:
+        if record.key in latest:
+            report.duplicates += 1
+        latest[record.key] = record
+    store = index.store
+    seen_in_run = store.pending_keys(run, list(latest))
+    report.duplicates += len(seen_in_run)
+    hashes = {key: content_hash(r.text) for key, r in latest.items()}
+    stored = store.hashes_for_keys(list(latest))
+    todo = []
+    for key, record in latest.items():
+        if stored.get(key) == hashes[key] and key not in seen_in_run:
+            report.unchanged += 1
+            continue
+        todo.append(record)
+        if key not in seen_in_run:
+            if key in stored:
+                report.updated += 1
+            else:
+                report.added += 1
+    if not todo:
+        return
+    known = store.embeddings_for_hashes([hashes[r.key] for r in todo])
+    missing = list(dict.fromkeys(r.text for r in todo if hashes[r.key] not in known))
+    if missing:
+        vectors = index.embedder.encode(missing, batch_size=batch_size)
+        dimension = index.manifest.model.dimension
+        if vectors.ndim != 2 or vectors.shape != (len(missing), dimension):
+            raise UsageError(
+                f"the model gave vectors of shape {vectors.shape}, expected ({len(missing)}, {dimension})"
+            )
+        for text, vector in zip(missing, vectors, strict=True):
+            known[content_hash(text)] = vector.astype("<f4").tobytes()
+        report.embedded += len(missing)
+    flags = index.embedder.truncated_flags([r.text for r in todo])
+    report.truncated += sum(flags)
+    store.stage(
+        run,
+        [
+            PendingRow(r.key, r.text, r.metadata, hashes[r.key], r.source, flag, known[hashes[r.key]])
+            for r, flag in zip(todo, flags, strict=True)
+        ],
+    )
+
+
+def as_record(item: Record | dict[str, Any], number: int) -> Record:
+    """A dict as the API takes it: ``text``, ``id``, ``metadata``, any other field as metadata."""
+    if isinstance(item, Record):
+        return item
+    if not isinstance(item, dict):
+        raise UsageError(f"item {number}: expected a dict with 'text', not {type(item).__name__}")
+    text = item.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"item {number}: 'text' must be a non-empty string")
+    key = item.get("id")
+    if key is not None and (isinstance(key, bool) or not isinstance(key, (str, int))):
+        raise UsageError(f"item {number}: 'id' must be a string or an integer")
+    metadata = item.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise UsageError(f"item {number}: 'metadata' must be an object")
+    extra = {k: v for k, v in item.items() if k not in ("id", "text", "metadata", "source")}
+    return Record(
+        text=text,
+        key=str(key) if key not in (None, "") else content_hash(text)[:16],
+        metadata={**extra, **metadata},
+        source=str(item.get("source", "api")),
+    )
+
+
+def build(
+    path: str | Path,
+    records: Iterable[Record],
+    model: str | None = None,
+    metric: str | Metric | None = None,
+    index_type: str = "auto",
+    backend: str | None = None,
+    batch_size: int = 32,
+    **add_options: Any,
+) -> tuple[Index, WriteReport]:
+    """Add `records` to the index at `path`, creating it if needed; refuse an empty input.
+
+    A new index is built in a hidden sibling folder and renamed into place only when
+    complete, so a failed first ingest leaves nothing behind.
+    """
+    from searchkit.service.index import Index
+
+    folder = Path(path)
+    if (folder / MANIFEST).exists():
+        index = Index.open(folder, model=model, backend=backend)
+        try:
+            if metric is not None and Metric.parse(metric) is not index.metric:
+                raise UsageError(
+                    f"{folder} uses the {index.metric.value} metric, not {Metric.parse(metric).value}; "
+                    f"change it with searchkit rebuild {folder} --metric ..."
+                )
+            return index, _add_some(index, records, batch_size, add_options)
+        except BaseException:
+            index.close()
+            raise
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UsageError(f"{folder}: exists and is not a searchkit index; pick another path")
+    _remove_abandoned_staging(folder)
+    staging = folder.with_name(f".{folder.name}.creating-{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    owner = WriteLock(staging, timeout=0, name=_OWNER_LOCK)
+    owner.try_acquire()
+    try:
+        index = Index.create(
+            staging,
+            model=model,
+            metric=metric or Metric.COSINE,
+            index_type=index_type,
+            backend=backend or "torch",
+        )
+        try:
+            report = _add_some(index, records, batch_size, add_options)
+        finally:
+            index.close()
+        if folder.exists():
+            folder.rmdir()
+        staging.rename(folder)
+        (folder / _OWNER_LOCK).unlink(missing_ok=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        owner.release()
+    return Index.open(folder, embedder=index._embedder), report
+
+
+_OWNER_LOCK = "creating.lock"
+
+
+def _remove_abandoned_staging(folder: Path) -> None:
+    """Staging folders of first ingests whose process died (its lock is free)."""
+    for staging in folder.parent.glob(f".{folder.name}.creating-*"):
+        lock = WriteLock(staging, timeout=0, name=_OWNER_LOCK)
+        try:
+            if not lock.try_acquire():
+                continue  # another process is creating this index right now
+            lock.release()
+        except OSError:
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _add_some(
+    index: Index, records: Iterable[Record], batch_size: int, options: dict[str, Any]
+) -> WriteReport:
+    report = index.add(records, batch_size=batch_size, **options)
+    if report.added + report.updated + report.unchanged == 0:
+        raise InputError("nothing to index: the input holds no items (empty, or only blank lines)")
+    return report
