@@ -19,12 +19,15 @@ It knows rows, never FAISS. Tables:
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlite_utils
@@ -96,6 +99,45 @@ class PendingRow:
     embedding: bytes
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _damaged(exc: sqlite3.DatabaseError, path: Path) -> CorruptIndexError:
+    return CorruptIndexError(f"{path}: the database is damaged ({exc}); restore it from a backup")
+
+
+def guarded(fn: F) -> F:
+    """Report a damaged database file as CorruptIndexError (lazy generators included).
+
+    Only SQLITE_CORRUPT / SQLITE_NOTADB arrive as a bare ``sqlite3.DatabaseError``;
+    its subclasses (OperationalError: full, locked, read-only) pass through.
+    """
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(self: Store, *args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                if type(exc) is not sqlite3.DatabaseError:
+                    raise
+                raise _damaged(exc, self.path) from None
+
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def call(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise _damaged(exc, self.path) from None
+
+    return call  # type: ignore[return-value]
+
+
 class Store:
     """An open ``index.db``; one connection, WAL mode, durable commits."""
 
@@ -147,11 +189,13 @@ class Store:
     # --- reads -----------------------------------------------------------------
 
     @property
+    @guarded
     def generation(self) -> int:
         row = self.db.execute("SELECT value FROM state WHERE name = 'generation'").fetchone()
         return int(row[0])
 
     @property
+    @guarded
     def config(self) -> dict[str, Any]:
         row = self.db.execute("SELECT value FROM state WHERE name = 'config'").fetchone()
         value: dict[str, Any] = json.loads(row[0])
@@ -160,6 +204,7 @@ class Store:
     def _config_dimension(self) -> int:
         return int(self.config.get("model", {}).get("dimension", 0))
 
+    @guarded
     def set_config(self, config: dict[str, Any]) -> None:
         """Record the index's configuration; a change is a write (bumps the generation)."""
         with self.db.atomic():
@@ -168,28 +213,35 @@ class Store:
             )
             self._bump()
 
+    @guarded
     def integrity(self) -> str:
         """'ok', or SQLite's first complaint about the file."""
         return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
 
+    @guarded
     def ids(self) -> np.ndarray:
         rows = self.db.execute("SELECT id FROM items ORDER BY id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    @guarded
     def malformed_embeddings(self) -> list[int]:
         """Ids of rows whose embedding is not `dimension` float32 values."""
         sql = "SELECT id FROM items WHERE length(embedding) != ? OR typeof(embedding) != 'blob'"
         return [row[0] for row in self.db.execute(sql, (self.dimension * 4,))]
 
+    @guarded
     def pending_total(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM pending").fetchone()[0])
 
+    @guarded
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM items").fetchone()[0])
 
+    @guarded
     def truncated_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM items WHERE truncated").fetchone()[0])
 
+    @guarded
     def hashes_for_keys(self, keys: Sequence[str]) -> dict[str, str]:
         """content_hash of each of `keys` already in ``items``."""
         found: dict[str, str] = {}
@@ -199,6 +251,7 @@ class Store:
             found.update(dict(self.db.execute(sql, chunk).fetchall()))
         return found
 
+    @guarded
     def embeddings_for_hashes(self, hashes: Sequence[str]) -> dict[str, bytes]:
         """A stored embedding (from items or pending) for each known content hash."""
         found: dict[str, bytes] = {}
@@ -210,6 +263,7 @@ class Store:
                     found.setdefault(digest, blob)
         return found
 
+    @guarded
     def items_by_ids(self, ids: Sequence[int]) -> dict[int, StoredItem]:
         rows: dict[int, StoredItem] = {}
         for chunk in _chunks(list(ids)):
@@ -219,6 +273,7 @@ class Store:
                 rows[id_] = StoredItem(id_, key, text, json.loads(metadata), self._vector(blob))
         return rows
 
+    @guarded
     def iter_embeddings(
         self, ids: Sequence[int] | None = None, batch: int = 4096
     ) -> Iterator[tuple[np.ndarray, Matrix]]:
@@ -242,6 +297,7 @@ class Store:
                 if rows:
                     yield self._batch(rows)
 
+    @guarded
     def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
         """(key, text, metadata, embedding bytes) of every item, in id order."""
         last = 0
@@ -257,13 +313,12 @@ class Store:
                 yield key, text, json.loads(metadata), blob
 
     def _vector(self, blob: bytes) -> Matrix:
-        vector = np.frombuffer(blob, dtype="<f4")
-        if vector.shape[0] != self.dimension:
+        if not isinstance(blob, bytes) or len(blob) != self.dimension * 4:
             raise CorruptIndexError(
-                f"{self.path}: a stored embedding has {vector.shape[0]} dimensions, "
-                f"not {self.dimension}; run searchkit check --repair"
+                f"{self.path}: a stored embedding is not {self.dimension} float32 values; "
+                "run searchkit check --repair"
             )
-        return vector.astype(np.float32)
+        return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
     def _batch(self, rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, Matrix]:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -272,6 +327,7 @@ class Store:
 
     # --- writes ----------------------------------------------------------------
 
+    @guarded
     def stage(self, run: str, rows: Iterable[PendingRow]) -> None:
         """Commit a batch of embedded rows to ``pending`` under `run` (last key wins)."""
         records = [
@@ -290,6 +346,7 @@ class Store:
         with self.db.atomic():
             self.db.table("pending").insert_all(records, replace=True)
 
+    @guarded
     def pending_keys(self, run: str, keys: Sequence[str]) -> set[str]:
         """Which of `keys` this run has staged already (duplicates within one input)."""
         found: set[str] = set()
@@ -299,9 +356,11 @@ class Store:
             found.update(row[0] for row in self.db.execute(sql, [run, *chunk]))
         return found
 
+    @guarded
     def pending_count(self, run: str) -> int:
         return int(self.db.execute("SELECT count(*) FROM pending WHERE run = ?", (run,)).fetchone()[0])
 
+    @guarded
     def apply(self, run: str) -> list[int]:
         """Move `run`'s pending rows into ``items`` in one transaction; return their ids.
 
@@ -338,9 +397,9 @@ class Store:
             ]
             self.db.execute("DELETE FROM pending")
             self._bump()
-        self.reclaim()
         return ids
 
+    @guarded
     def delete(self, keys: Sequence[str]) -> list[int]:
         """Delete items by key in one transaction; return the ids that existed."""
         ids: list[int] = []
@@ -355,10 +414,9 @@ class Store:
                 ]
             if ids:
                 self._bump()
-        if ids:
-            self.reclaim()
         return ids
 
+    @guarded
     def replace_embeddings(self, vectors: dict[int, bytes]) -> None:
         """Swap the embeddings of existing rows (check --repair re-embeds damaged ones)."""
         with self.db.atomic():
@@ -366,14 +424,31 @@ class Store:
                 self.db.execute("UPDATE items SET embedding = ? WHERE id = ?", (blob, id_))
             self._bump()
 
+    @guarded
     def clear_pending(self) -> None:
         with self.db.atomic():
             self.db.execute("DELETE FROM pending")
         self.reclaim()
 
+    @guarded
     def reclaim(self) -> None:
-        """Give free pages back to the filesystem, so deletes shrink the file."""
-        self.db.execute("PRAGMA incremental_vacuum")
+        """Give free pages back to the filesystem, so deletes shrink the file (outside a transaction)."""
+        # executescript steps the pragma to the end; execute() frees only one page per step.
+        self.db.conn.executescript("PRAGMA incremental_vacuum;")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around several calls: all of them commit, or none.
+
+        Also a consistent snapshot for reads (WAL): rows and ``generation`` from one moment.
+        """
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise _damaged(exc, self.path) from None
 
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")

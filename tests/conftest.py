@@ -113,3 +113,25 @@ def other_model_dir(tmp_path_factory: pytest.TempPathFactory, st_model: Any) -> 
         first.mul_(1.05)
     other.save(str(folder))
     return folder
+
+
+def load_script(name: str) -> Any:
+    """Import scripts/<name>.py as a module (the stress harnesses live there)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def crash_harness() -> Any:
+    return load_script("crash_stress")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, crash_harness: Any) -> Path:
+    """A real sentence-transformers model folder, tiny and random: fast in subprocesses."""
+    return Path(crash_harness.make_tiny_model(tmp_path_factory.mktemp("tiny-model")))

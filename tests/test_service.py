@@ -18,8 +18,6 @@ from searchkit import (
     read_inputs,
 )
 from searchkit.service import build, check
-from searchkit.service.index import VECTORS_FILE
-from searchkit.store import Store
 
 # Queries written for these tests; none of them is in data/corpus.jsonl.
 QUERIES = [
@@ -164,30 +162,59 @@ def test_another_models_index_is_refused(tmp_path: Path, tiny: Any, model: Any) 
         Index.open(tmp_path / "i", embedder=model)
 
 
-def test_an_interrupted_write_is_finished_on_open(tmp_path: Path, tiny: Any) -> None:
-    """A commit in SQLite whose FAISS file and manifest were never written (a crash)."""
-    folder = tmp_path / "i"
-    index = Index.create(folder, embedder=tiny)
-    index.add([{"id": "a", "text": "alpha"}])
-    index.close()
-    store = Store(folder / "index.db", tiny.dimension)
-    vector = tiny.encode(["beta"])[0].astype("<f4").tobytes()
-    from searchkit.store import PendingRow
+class Died(BaseException):
+    """Stands for the process dying at a given step of a write."""
 
-    store.stage("crashed", [PendingRow("b", "beta", {}, "h", "x", False, vector)])
-    store.apply("crashed")
-    store.close()
+
+def test_death_before_the_commit_leaves_the_old_state(
+    tmp_path: Path, tiny: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "i"
+    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}])
+    original = Index._save_vectors
+
+    def save_then_die(self: Index) -> None:
+        original(self)  # the new generation's vector file is on disk ...
+        raise Died  # ... but its transaction never commits
+
+    monkeypatch.setattr(Index, "_save_vectors", save_then_die)
+    with pytest.raises(Died):
+        Index.open(folder, embedder=tiny).add([{"id": "b", "text": "beta"}])
+    monkeypatch.undo()
     reopened = Index.open(folder, embedder=tiny)
-    assert reopened.vectors.ntotal == 2
-    assert reopened.search("beta", k=1)[0].id == "b"
+    assert [i["id"] for i in reopened.export()] == ["a"] and reopened.vectors.ntotal == 1
+    report = check(folder)
+    assert report.ok and any("leftover" in n for n in report.notes)  # the orphan vector file
+    reopened.add([{"id": "b", "text": "beta"}])
+    assert check(folder).notes == [] and len(list(folder.glob("vectors-*.faiss"))) == 1
+
+
+def test_death_after_the_commit_is_finished_on_open(
+    tmp_path: Path, tiny: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "i"
+    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}])
+
+    def die(self: Index) -> None:
+        raise Died  # committed; the manifest and the old vector file are not yet updated
+
+    monkeypatch.setattr(Index, "_after_commit", die)
+    with pytest.raises(Died):
+        Index.open(folder, embedder=tiny).add([{"id": "b", "text": "beta"}])
+    monkeypatch.undo()
+    reopened = Index.open(folder, embedder=tiny)
+    assert reopened.search("beta", k=1)[0].id == "b" and reopened.vectors.ntotal == 2
     assert reopened.manifest.generation == reopened.store.generation
+    assert reopened.manifest.items == 2 and check(folder).ok and check(folder).notes == []
 
 
 def test_a_missing_vectors_file_is_an_error_until_repaired(tmp_path: Path, tiny: Any) -> None:
     folder = tmp_path / "i"
     Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
-    (folder / VECTORS_FILE).unlink()
-    with pytest.raises(CorruptIndexError, match="the FAISS file is missing; run searchkit check --repair"):
+    next(folder.glob("vectors-*.faiss")).unlink()
+    with pytest.raises(
+        CorruptIndexError, match=r"vectors-\d+\.faiss is missing; run searchkit check --repair"
+    ):
         Index.open(folder, embedder=tiny)
     report = check(folder, repair=True)
     assert report.ok and report.repaired
@@ -213,7 +240,8 @@ def test_info_reports_counts_and_files(indexes: dict[Metric, Index]) -> None:
     info = indexes[Metric.MANHATTAN].info()
     assert info["metric"] == "manhattan"
     assert info["counts"]["items"] == info["counts"]["vectors"] > 300
-    assert {"manifest.json", "index.db", "vectors.faiss"} <= set(info["sizes"])
+    vectors = f"vectors-{info['generation']}.faiss"
+    assert {"manifest.json", "index.db", vectors} <= set(info["sizes"])
     assert info["model"]["sha256"] and info["index"]["faiss"] == "IDMap2,Flat"
 
 

@@ -288,7 +288,7 @@ def test_a_stored_embedding_of_the_wrong_dimension_is_corrupt(db_path: Path) -> 
         with pytest.raises(CorruptIndexError) as info:
             store.items_by_ids([1])
         assert str(info.value) == (
-            f"{db_path}: a stored embedding has 3 dimensions, not {DIM}; run searchkit check --repair"
+            f"{db_path}: a stored embedding is not {DIM} float32 values; run searchkit check --repair"
         )
     finally:
         store.close()

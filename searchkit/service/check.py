@@ -18,7 +18,7 @@ from searchkit.errors import CorruptIndexError, IndexFileError, IndexNotFoundErr
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import prepare
-from searchkit.service.index import DB_FILE, VECTORS_FILE, Index, storage_errors
+from searchkit.service.index import DB_FILE, Index, storage_errors, vectors_file
 from searchkit.store import Store
 from searchkit.types import CheckReport
 from searchkit.vectors import VectorIndex
@@ -52,6 +52,8 @@ def check(
                 _inspect(folder, store, after)
                 report.problems = after.problems
                 report.notes = after.notes
+        except CorruptIndexError as exc:  # the store found its file damaged mid-way
+            report.problems.append(f"database: {exc}")
         finally:
             store.close()
     return report
@@ -64,18 +66,12 @@ def _finish_interrupted_write(
     if not _readable(folder) or not store.config or store.integrity() != "ok":
         return
     manifest = Manifest.read(folder)
-    if manifest.generation == store.generation:
-        return
-    index = Index(folder, manifest.with_config(store.config), store, _empty(manifest), embedder)
-    index._rebuild_vectors()
-    index._commit_files()
+    if manifest.generation == store.generation or not (folder / vectors_file(store.generation)).exists():
+        return  # consistent, or a missing vector file: a problem for _inspect to report
+    Index(folder, manifest.with_config(store.config), store, embedder)._after_commit()
     report.notes.append(
         f"finished an interrupted write (generation {manifest.generation} -> {store.generation})"
     )
-
-
-def _empty(manifest: Manifest) -> VectorIndex:
-    return VectorIndex.create(manifest.model.dimension, manifest.metric, manifest.index_type)
 
 
 def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
@@ -112,7 +108,7 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
     pending = store.pending_total()
     if pending:
         report.notes.append(f"{pending} staged row(s) of an interrupted ingest (reused by the next one)")
-    leftovers = _leftovers(folder)
+    leftovers = _leftovers(folder, store)
     if leftovers:
         report.notes.append("leftover temporary files: " + ", ".join(p.name for p in leftovers))
 
@@ -120,9 +116,9 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
 def _inspect_vectors(
     folder: Path, store: Store, expected: Manifest, report: CheckReport, skip: set[int]
 ) -> None:
-    path = folder / VECTORS_FILE
+    path = folder / vectors_file(store.generation)
     if not path.exists():
-        report.problems.append(f"vectors: {VECTORS_FILE} is missing")
+        report.problems.append(f"vectors: {path.name} is missing")
         return
     try:
         vectors = VectorIndex.load(path, expected.metric, expected.faiss, expected.model.dimension)
@@ -141,7 +137,7 @@ def _inspect_vectors(
     if len(missing):
         report.problems.append(f"vectors: {len(missing)} item(s) with no vector")
     stored = vectors.flat_vectors()
-    if stored is None or len(orphans) or len(missing):
+    if stored is None or len(orphans) or len(missing) or skip:
         return
     position = {int(i): n for n, i in enumerate(stored[0])}
     wrong = 0
@@ -162,7 +158,7 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
         return  # nothing trustworthy to repair from; the problems say so
     manifest = Manifest.from_config(config)
     with_counts = Manifest.read(folder) if _readable(folder) else manifest
-    index = Index(folder, with_counts.with_config(config), store, _empty(manifest), embedder)
+    index = Index(folder, with_counts.with_config(config), store, embedder)
     malformed = store.malformed_embeddings()
     if malformed:
         rows = store.db.execute(
@@ -176,17 +172,20 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
     if store.pending_total():
         store.clear_pending()
         report.repaired.append("cleared the staged rows of an interrupted ingest")
-    for leftover in _leftovers(folder):
+    for leftover in _leftovers(folder, store):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
         report.repaired.append(f"removed {leftover.name}")
     if report.problems:
-        index._rebuild_vectors()
-        index._commit_files()
+        with store.transaction():
+            index._rebuild_vectors()
+            index._save_vectors()
+        index._after_commit()
         report.repaired.append(
-            f"rebuilt {VECTORS_FILE} ({index.vectors.ntotal} vectors) and {MANIFEST} from the database"
+            f"rebuilt {vectors_file(store.generation)} ({index.vectors.ntotal} vectors) "
+            f"and {MANIFEST} from the database"
         )
 
 
@@ -198,7 +197,12 @@ def _readable(folder: Path) -> bool:
     return True
 
 
-def _leftovers(folder: Path) -> list[Path]:
-    inside = [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+def _leftovers(folder: Path, store: Store) -> list[Path]:
+    current = vectors_file(store.generation)
+    inside = [
+        p
+        for p in folder.iterdir()
+        if p.name.endswith(".tmp") or (p.name.startswith("vectors-") and p.name != current)
+    ]
     beside = list(folder.parent.glob(f".{folder.name}.creating-*"))
     return sorted(inside + beside)

@@ -3,25 +3,26 @@
 An index is a folder::
 
     INDEX/
-      manifest.json   what the index is (manifest.py), written last
-      index.db        SQLite, the source of truth (store.py)
-      vectors.faiss   the FAISS index over row ids (vectors.py)
-      lock            the write lock (lock.py)
+      manifest.json       what the index is (manifest.py), rewritten after each write
+      index.db            SQLite, the source of truth (store.py)
+      vectors-<G>.faiss   the FAISS index over row ids, as of store generation G
+      lock                the write lock (lock.py)
 
 The order of every write, under the lock:
 
 1. Embedded rows are committed to ``pending`` batch by batch. A crash here
    leaves ``items`` untouched; the next ingest reuses those embeddings.
-2. One SQLite transaction changes ``items`` (or ``config``, for a rebuild) and
-   bumps ``generation``. This commit is the moment the write happens.
-3. The FAISS index is written to a temp file, fsynced and renamed over
-   ``vectors.faiss``.
-4. The manifest, with the generation that file reflects, likewise.
+2. One SQLite transaction changes ``items`` (or ``config``) and bumps the
+   generation to G. Inside it, before it commits, the vectors for G are written
+   to ``vectors-G.faiss`` (temp file, fsync, rename).
+3. The transaction commits: this is the moment the write happens. A crash
+   before it leaves the old state and, at worst, an orphan ``vectors-G.faiss``
+   that the next write overwrites or removes.
+4. The manifest is rewritten and older vector files are removed.
 
-On open, a manifest generation that differs from the store's means a crash
-between 2 and 4 (or a writer at work): the vectors are rebuilt from the stored
-embeddings under the store's config, never read from a file that may be ahead of
-the manifest. So a reader sees the index before or after a write, never a mix.
+A vector file never changes once written, and a reader takes the generation, the
+config and the rows from one SQLite snapshot and loads ``vectors-G.faiss`` for
+that generation: it sees the index before or after a write, never a mix.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -45,12 +46,16 @@ from searchkit.store import Store
 from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport
 from searchkit.vectors import VectorIndex, describe
 
-__all__ = ["DB_FILE", "MAX_K", "VECTORS_FILE", "Index", "storage_errors"]
+__all__ = ["DB_FILE", "MAX_K", "Index", "storage_errors", "vectors_file"]
 
 DB_FILE = "index.db"
-VECTORS_FILE = "vectors.faiss"
 MAX_K = 10_000
-_OPEN_ATTEMPTS = 3
+_SNAPSHOT_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def vectors_file(generation: int) -> str:
+    return f"vectors-{generation}.faiss"
 
 
 class Index:
@@ -66,14 +71,14 @@ class Index:
         path: Path,
         manifest: Manifest,
         store: Store,
-        vectors: VectorIndex,
         embedder: embedding.Embedder | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.store = store
-        self.vectors = vectors
         self._embedder = embedder
+        self.vectors = _empty_vectors(manifest)
+        self.generation = -1  # of the vectors in memory; -1: none loaded yet
 
     # --- opening -------------------------------------------------------------
 
@@ -105,9 +110,11 @@ class Index:
                 index_type="flat" if index_type == "auto" else index_type,
                 faiss=faiss_description,
             )
-            store.set_config(manifest.config())
-            index = cls(folder, manifest, store, _empty_vectors(manifest), embedder)
-            index._commit_files()
+            index = cls(folder, manifest, store, embedder)
+            with store.transaction():
+                store.set_config(manifest.config())
+                index._save_vectors()
+            index._after_commit()
         return index
 
     @classmethod
@@ -120,27 +127,17 @@ class Index:
     ) -> Index:
         """Open an existing index. `model`, when given, must be the index's own model."""
         folder = Path(path)
-        for attempt in range(_OPEN_ATTEMPTS):
-            manifest = Manifest.read(folder)
-            if attempt == 0:
-                _check_asked_model(folder, manifest.model, model, backend, embedder)
-            store = Store(folder / DB_FILE, manifest.model.dimension)
-            if manifest.generation != store.generation:
-                index = cls(folder, manifest, store, _empty_vectors(manifest), embedder)
-                index._recover()
-                return index
-            try:
-                vectors = VectorIndex.load(
-                    folder / VECTORS_FILE, manifest.metric, manifest.faiss, manifest.model.dimension
-                )
-            except CorruptIndexError:
-                store.close()
-                # A writer may have replaced the file since we read the manifest: try again.
-                if attempt + 1 < _OPEN_ATTEMPTS and Manifest.read(folder).generation != manifest.generation:
-                    continue
-                raise
-            return cls(folder, manifest, store, vectors, embedder)
-        raise CorruptIndexError(f"{folder}: the index keeps changing under this reader; try again")
+        manifest = Manifest.read(folder)
+        _check_asked_model(folder, manifest.model, model, backend, embedder)
+        index = cls(folder, manifest, Store(folder / DB_FILE, manifest.model.dimension), embedder)
+        try:
+            index._synced(lambda: None)
+            if index.manifest.generation != index.generation:
+                index._finish_interrupted_write()
+        except BaseException:
+            index.close()
+            raise
+        return index
 
     def close(self) -> None:
         self.store.close()
@@ -169,7 +166,7 @@ class Index:
     # --- reading -------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self.store.count()
+        return self._synced(self.store.count)
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """The `k` items most similar to `query`, best first."""
@@ -179,11 +176,15 @@ class Index:
         """Search several queries with one embedding call and one FAISS call."""
         k = _check_k(k)
         queries = _check_queries(queries)
-        if self.vectors.ntotal == 0:
-            return [[] for _ in queries]
         query_vectors = self.embedder.encode(queries)
-        _, ids = self.vectors.search(prepare(query_vectors, self.metric), k)
-        rows = self.store.items_by_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
+
+        def nearest() -> tuple[np.ndarray, dict[int, Any]]:
+            if self.vectors.ntotal == 0:
+                return np.zeros((len(queries), 0), dtype=np.int64), {}
+            _, ids = self.vectors.search(prepare(query_vectors, self.metric), k)
+            return ids, self.store.items_by_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
+
+        ids, rows = self._synced(nearest)
         results: list[list[Hit]] = []
         for vector, row_ids in zip(query_vectors, ids, strict=True):
             found = [rows[int(i)] for i in row_ids if int(i) in rows]
@@ -204,13 +205,16 @@ class Index:
 
     def info(self) -> dict[str, Any]:
         """The manifest, the live counts and the size of each file."""
+        counts = self._synced(
+            lambda: {
+                "items": self.store.count(),
+                "vectors": self.vectors.ntotal,
+                "truncated": self.store.truncated_count(),
+            }
+        )
         data = self.manifest.to_json()
         data["path"] = str(self.path)
-        data["counts"] = {
-            "items": self.store.count(),
-            "vectors": self.vectors.ntotal,
-            "truncated": self.store.truncated_count(),
-        }
+        data["counts"] = counts
         data["sizes"] = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
         return data
 
@@ -252,10 +256,12 @@ class Index:
                 if on_progress is not None:
                     on_progress(len(batch))
             if self.store.pending_count(run):
-                changed = self.store.apply(run)
-                for ids, vectors in self.store.iter_embeddings(changed):
-                    self.vectors.add(ids, prepare(vectors, self.metric))
-                self._commit_files()
+                with self.store.transaction():
+                    changed = self.store.apply(run)
+                    for ids, vectors in self.store.iter_embeddings(changed):
+                        self.vectors.add(ids, prepare(vectors, self.metric))
+                    self._save_vectors()
+                self._after_commit()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -265,10 +271,13 @@ class Index:
         report = WriteReport()
         keys = list(dict.fromkeys(str(i) for i in ids))
         with self._writing(lock_timeout):
-            removed = self.store.delete(keys)
+            with self.store.transaction():
+                removed = self.store.delete(keys)
+                if removed:
+                    self.vectors.remove(np.asarray(removed, dtype=np.int64))
+                    self._save_vectors()
             if removed:
-                self.vectors.remove(np.asarray(removed, dtype=np.int64))
-                self._commit_files()
+                self._after_commit()
         report.deleted = len(removed)
         if len(removed) < len(keys):
             report.notes.append(f"{len(keys) - len(removed)} id(s) were not in the index")
@@ -282,25 +291,20 @@ class Index:
         or index type. Embeds nothing."""
         started = time.perf_counter()
         new_metric = Metric.parse(metric) if metric is not None else None
-        new_type = index_type if index_type is not None else None
-        faiss_description = describe(new_type) if new_type is not None else None
+        faiss_description = describe(index_type) if index_type is not None else None
         with self._writing(lock_timeout):
-            manifest = self.manifest
-            if new_metric is not None or new_type is not None:
-                manifest = manifest.with_config(
-                    {
-                        **manifest.config(),
-                        "metric": (new_metric or manifest.metric).value,
-                        "index_type": manifest.index_type
-                        if new_type is None
-                        else ("flat" if new_type == "auto" else new_type),
-                        "faiss": faiss_description or manifest.faiss,
-                    }
-                )
-            self.store.set_config(manifest.config())  # the commit point
-            self.manifest = manifest
-            self._rebuild_vectors()
-            self._commit_files()
+            config = self.manifest.config()
+            if new_metric is not None:
+                config["metric"] = new_metric.value
+            if index_type is not None and faiss_description is not None:
+                config["index_type"] = "flat" if index_type == "auto" else index_type
+                config["faiss"] = faiss_description
+            with self.store.transaction():
+                self.store.set_config(config)
+                self.manifest = self.manifest.with_config(config)
+                self._rebuild_vectors()
+                self._save_vectors()
+            self._after_commit()
         report = WriteReport(unchanged=self.store.count())
         report.seconds = time.perf_counter() - started
         return report
@@ -317,54 +321,66 @@ class Index:
     def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the write lock, start from the latest committed state, map disk failures."""
         with storage_errors(self.path), WriteLock(self.path, lock_timeout, on_lock_wait):
-            self._refresh()
+            self._synced(lambda: None)
             try:
                 yield
             except BaseException:
-                if self.manifest.generation != self.store.generation:
-                    # Interrupted between the commit and the files: realign the
-                    # in-memory vectors with the store; the next open writes them.
-                    self._reload_after_failure()
+                self.generation = -1  # the vectors in memory may hold an uncommitted change
                 raise
 
-    def _commit_files(self) -> None:
-        """Steps 3 and 4 of a write: the FAISS file, then the manifest."""
-        self.vectors.save(self.path / VECTORS_FILE)
+    def _save_vectors(self) -> None:
+        """Inside the write's transaction: the vectors of the generation about to commit."""
+        self.vectors.save(self.path / vectors_file(self.store.generation))
+        self.generation = self.store.generation
+
+    def _after_commit(self) -> None:
+        """Step 4: the manifest, then the vector files of older generations."""
         self.manifest = self.manifest.advance(
             self.store.generation, self.store.count(), self.store.truncated_count()
         )
         self.manifest.write(self.path)
+        current = vectors_file(self.store.generation)
+        for old in self.path.glob("vectors-*.faiss"):
+            if old.name != current:
+                old.unlink(missing_ok=True)
+        self.store.reclaim()
 
-    def _refresh(self) -> None:
-        """Under the lock: pick up writes made by other processes since we opened."""
-        manifest = Manifest.read(self.path)
-        if manifest.generation == self.manifest.generation == self.store.generation:
-            return
-        if manifest.generation != self.store.generation:
-            self.manifest = manifest.with_config(self.store.config)
-            self._rebuild_vectors()
-            return
-        self.manifest = manifest
-        self.vectors = VectorIndex.load(
-            self.path / VECTORS_FILE, manifest.metric, manifest.faiss, manifest.model.dimension
+    def _synced(self, read: Callable[[], T]) -> T:
+        """Run `read` in one SQLite snapshot, with the vectors of that snapshot's generation.
+
+        A writer removes the vector file of the generation before its own, so a
+        snapshot that was just overtaken may find its file gone: take a new one.
+        """
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            with self.store.transaction():
+                if self._sync():
+                    return read()
+        raise CorruptIndexError(
+            f"{self.path}: {vectors_file(self.store.generation)} is missing; run searchkit check --repair"
         )
 
-    def _reload_after_failure(self) -> None:
-        with contextlib.suppress(Exception):
-            self.manifest = self.manifest.with_config(self.store.config)
-            self._rebuild_vectors()
+    def _sync(self) -> bool:
+        """Inside a snapshot: load the vectors of the store's generation; False if their file is gone."""
+        generation = self.store.generation
+        if generation == self.generation:
+            return True
+        path = self.path / vectors_file(generation)
+        if not path.exists():
+            return False
+        manifest = self.manifest.with_config(self.store.config)
+        self.vectors = VectorIndex.load(path, manifest.metric, manifest.faiss, manifest.model.dimension)
+        self.manifest = manifest
+        self.generation = generation
+        return True
 
-    def _recover(self) -> None:
-        """Finish an interrupted write: rebuild the vectors from the store, the source of truth."""
-        self.manifest = self.manifest.with_config(self.store.config)
-        self._rebuild_vectors()
-        lock = WriteLock(self.path)
-        # A live writer will write the files itself; a read-only folder keeps them in memory.
-        with contextlib.suppress(OSError, sqlite3.Error, RuntimeError):
+    def _finish_interrupted_write(self) -> None:
+        """A write committed but did not rewrite the manifest: do it, if no writer is at work."""
+        lock = WriteLock(self.path, timeout=0)
+        with contextlib.suppress(OSError, sqlite3.Error):
             if lock.try_acquire():
                 try:
-                    if Manifest.read(self.path).generation != self.store.generation:
-                        self._commit_files()
+                    self._synced(lambda: None)
+                    self._after_commit()
                 finally:
                     lock.release()
 
