@@ -35,11 +35,51 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar "
-    "papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu red green blue amber "
-    "river mountain valley forest desert ocean island harbor bridge tower castle garden meadow"
-).split()
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "red",
+    "green",
+    "blue",
+    "amber",
+    "river",
+    "mountain",
+    "valley",
+    "forest",
+    "desert",
+    "ocean",
+    "island",
+    "harbor",
+    "bridge",
+    "tower",
+    "castle",
+    "garden",
+    "meadow",
+]
 
 
 def make_tiny_model(folder: Path, seed: int = 0) -> Path:
