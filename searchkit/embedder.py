@@ -38,6 +38,10 @@ BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9
 BACKENDS = ("torch",)
 _DEFAULT_NAMES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Long texts are cut to this many characters per kept word piece before tokenising
+# (see Embedder._clip), with a margin of pieces for the word the cut may split.
+_CHARS_PER_PIECE = 32
+_BOUNDARY_PIECES = 16
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def resolve(model: str | None) -> ModelSource:
                 "pass a folder saved with model.save(...)"
             )
         return ModelSource(path.resolve().name, "local", path.resolve())
+    if name.startswith(("/", "./", "../", "~")) or os.sep + os.sep in name:
+        raise ModelError(f"no model folder at {name}; pass an existing folder, or a model name")
     return ModelSource(name, "hub", _hub_snapshot(name))
 
 
@@ -164,7 +170,7 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:  # torch modules are not safe to call from several threads at once
             vectors = self._model.encode(
-                list(texts),
+                [self._embeddable(t) for t in texts],
                 batch_size=batch_size,
                 convert_to_numpy=True,
                 show_progress_bar=False,
@@ -177,9 +183,26 @@ class Embedder:
             return []
         tokenizer = self._model.tokenizer
         with self._lock:
-            ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+            kept = [self._embeddable(t) for t in texts]
+            ids = tokenizer(kept, add_special_tokens=True, truncation=False)["input_ids"]
         limit = self.fingerprint.max_seq_length
         return [len(row) > limit for row in ids]
+
+    def _embeddable(self, text: str) -> str:
+        """A text that embeds exactly as `text` does, and is quick to tokenise.
+
+        The model keeps only the first max_seq_length word pieces, but tokenising a
+        10 MB line to find them takes seconds. When a prefix of the text already holds
+        well over that many pieces, the pieces the model keeps all lie inside it, so
+        the prefix embeds identically. Otherwise (a short text, or a pathological one
+        that is mostly whitespace) the whole text is used.
+        """
+        limit = self.fingerprint.max_seq_length
+        if len(text) <= limit * _CHARS_PER_PIECE:
+            return text
+        prefix = text[: limit * _CHARS_PER_PIECE]
+        pieces = self._model.tokenizer(prefix, add_special_tokens=True, truncation=False)["input_ids"]
+        return prefix if len(pieces) > limit + _BOUNDARY_PIECES else text
 
 
 _loaded: dict[tuple[str, str], Embedder] = {}

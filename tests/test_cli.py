@@ -311,6 +311,36 @@ BAD = [
         "model 'no-such-org/no-such-model' is not in the local cache",
     ),
     ("bad npy path", {}, ["embed", "a", "--output", "{tmp}/x.txt"], "--output must end in .npy"),
+    (
+        "ragged csv",
+        {"a.csv": b"id,text\n1,hello,extra\n"},
+        ["index", "{idx}", "{tmp}/a.csv"],
+        "{tmp}/a.csv line 2: 3 fields where the header has 2",
+    ),
+    (
+        "text not a string",
+        {"a.jsonl": b'{"text": 5}\n'},
+        ["index", "{idx}", "{tmp}/a.jsonl"],
+        "{tmp}/a.jsonl line 1: field 'text' is a number, not a string",
+    ),
+    (
+        "nul bytes mid-file",
+        {"a.txt": b"fine\nfi\x00ne\n"},
+        ["index", "{idx}", "{tmp}/a.txt"],
+        "{tmp}/a.txt line 2: contains NUL bytes",
+    ),
+    (
+        "missing model folder",
+        {},
+        ["index", "{tmp}/new", "-", "--model", "{tmp}/no-model"],
+        "no model folder at {tmp}/no-model",
+    ),
+    (
+        "batch size zero",
+        {"a.txt": b"x\n"},
+        ["index", "{idx}", "{tmp}/a.txt", "--batch-size", "0"],
+        "batch size must be a positive integer, not 0",
+    ),
 ]
 
 
@@ -357,3 +387,31 @@ def test_every_command_has_help() -> None:
 def test_usage_errors_exit_2() -> None:
     assert run("query").exit_code == 2
     assert run("query", "x", "-k", "many").exit_code == 2
+
+
+def test_a_corrupt_vectors_file_is_a_clean_error(demo_index: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_index, copy)
+    (vectors,) = copy.glob("vectors-*.faiss")
+    vectors.write_bytes(b"not a faiss file" * 50)
+    for args in (["query", copy, "weather"], ["info", copy]):
+        result = run(*args)
+        assert result.exit_code == 1 and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"Error: {vectors}: the FAISS file is damaged")
+        assert result.stderr.rstrip().endswith("run searchkit check --repair")
+    assert run("check", copy, "--repair").exit_code == 0
+    assert run("query", copy, "weather", "--json").exit_code == 0
+
+
+def test_a_huge_line_is_indexed_and_its_truncation_reported(tmp_path: Path, model: Any) -> None:
+    source = tmp_path / "huge.txt"
+    source.write_text(
+        "short line\n" + "a very long line about the weather " * 300_000 + "\n", encoding="utf-8"
+    )
+    result = run("index", tmp_path / "idx", source, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["added"], report["truncated"]) == (2, 1)
+    assert run("query", tmp_path / "idx", "weather", "-k", "1").exit_code == 0

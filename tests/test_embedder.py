@@ -72,3 +72,15 @@ def test_encode_of_nothing(model: embedding.Embedder) -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(Exception, match="unknown backend 'onnx-fast'"):
         embedding.load(None, backend="onnx-fast")
+
+
+def test_a_huge_text_embeds_exactly_as_the_model_does(model: embedding.Embedder, st_model: object) -> None:
+    import numpy as np
+
+    huge = "The weather is lovely today and the stadium is full. " * 200_000  # ~10 MB
+    mostly_space = "word " + " " * 20_000 + "another word at the end"
+    vectors = model.encode([huge, mostly_space])
+    flags = model.truncated_flags([huge, mostly_space])
+    expected = st_model.encode([huge[:100_000], mostly_space])  # type: ignore[attr-defined]
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert flags == [True, False]

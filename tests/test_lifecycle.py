@@ -360,3 +360,34 @@ def test_reindexing_corpus_twice_reports_unchanged(tmp_path: Path, model: Any) -
     first, second = json.loads(result.stdout), json.loads(again.stdout)
     assert first["added"] == second["unchanged"] == first["items"] > 300
     assert second["embedded"] == 0 and second["added"] == second["updated"] == 0
+
+
+def test_rebuild_script_in_place_and_with_another_model(
+    tmp_path: Path, tiny_model_dir: Path, crash_harness: Any
+) -> None:
+    from .conftest import ROOT
+
+    items = {f"s{i}": f"script item {i} echo" for i in range(300)}
+    crash_harness.write_jsonl(tmp_path / "in.jsonl", {**items})
+    folder = tmp_path / "idx"
+    crash_harness.run_to_end("index", str(folder), str(tmp_path / "in.jsonl"), "--model", str(tiny_model_dir))
+    script = [sys.executable, str(ROOT / "scripts" / "rebuild_index.py")]
+    env = crash_harness.env()
+    done = subprocess.run(
+        [*script, str(folder), "--metric", "manhattan"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "300 vectors rebuilt for manhattan" in done.stdout and "nothing embedded" in done.stdout
+    target = tmp_path / "v2"
+    done = subprocess.run(
+        [*script, str(folder), "--model", "all-MiniLM-L6-v2", "--to", str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    with Index.open(target) as new:
+        assert new.manifest.model.name == "all-MiniLM-L6-v2" and new.metric is Metric.MANHATTAN
+        assert new.manifest.model.dimension == 384
+    assert crash_harness.items_of(target) == items == crash_harness.items_of(folder)
+    assert check(target).ok and check(folder).ok
