@@ -167,6 +167,8 @@ def _read_jsonl(
             raise InputError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
         if not isinstance(obj, dict):
             raise InputError(f"{where}: expected a JSON object, found {_json_type(obj)}")
+        if "\\u" in line.lower() and _has_lone_surrogate(obj):
+            raise InputError(f"{where}: a \\ud800-\\udfff escape with no pair is not text; fix the escape")
         yield _record(where, obj, text_field, id_field, default_key=f"{name}:{number}")
 
 
@@ -229,6 +231,15 @@ def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, def
         key = str(raw_id)
     metadata = {k: v for k, v in obj.items() if k not in (text_field, id_field)}
     return Record(text=text, key=key, metadata=metadata, source=default_key)
+
+
+def _has_lone_surrogate(obj: object) -> bool:
+    """JSON can escape half a UTF-16 pair; such a string cannot be stored as UTF-8."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_type(value: object) -> str:

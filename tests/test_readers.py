@@ -608,3 +608,15 @@ def test_folder_without_input_files(tmp_path: Path, files: dict[str, str]) -> No
     with pytest.raises(InputError) as info:
         read(root)
     assert str(info.value) == message
+
+
+def test_a_lone_surrogate_escape_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"text": "fine \\ud83d\\ude00"}\n{"text": "half \\ud800"}\n', encoding="utf-8")
+    records = read_inputs([p])
+    assert next(records).text == "fine \U0001f600"
+    with pytest.raises(InputError) as caught:
+        next(records)
+    assert (
+        str(caught.value) == f"{p} line 2: a \\ud800-\\udfff escape with no pair is not text; fix the escape"
+    )

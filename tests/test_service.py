@@ -250,3 +250,25 @@ def test_truncated_texts_are_counted(tmp_path: Path, model: Any) -> None:
     report = index.add([{"id": "long", "text": "many words " * 300}, {"id": "short", "text": "hi"}])
     assert report.truncated == 1
     assert index.info()["counts"]["truncated"] == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"id": "a"}, "item 1: 'text' must be a non-empty string"),
+        ({"text": "   "}, "item 1: 'text' must be a non-empty string"),
+        ({"text": "x", "id": True}, "item 1: 'id' must be a string or an integer"),
+        ({"text": "x", "metadata": [1]}, "item 1: 'metadata' must be an object"),
+        ({"text": "x", "when": object()}, "item 1: metadata must be plain JSON"),
+        ({"text": "x", "score": float("nan")}, "item 1: metadata must be plain JSON"),
+        ({"text": "half \ud800 pair"}, "item 1: holds a lone surrogate"),
+        ("just a string", "item 1: expected a dict with 'text', not str"),
+    ],
+)
+def test_bad_items_through_the_api_change_nothing(tmp_path: Path, tiny: Any, item: Any, message: str) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "keep", "text": "kept"}])
+    with pytest.raises(UsageError) as caught:
+        index.add([item])
+    assert str(caught.value).startswith(message)
+    assert [i["id"] for i in index.export()] == ["keep"] and index.vectors.ntotal == 1

@@ -9,6 +9,7 @@ under another id (or staged by an interrupted ingest) reuses its vector.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -99,6 +100,12 @@ def as_record(item: Record | dict[str, Any], number: int) -> Record:
     if not isinstance(metadata, dict):
         raise UsageError(f"item {number}: 'metadata' must be an object")
     extra = {k: v for k, v in item.items() if k not in ("id", "text", "metadata", "source")}
+    try:
+        json.dumps([text, extra, metadata], ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"item {number}: holds a lone surrogate (half a UTF-16 pair), not text") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"item {number}: metadata must be plain JSON ({exc})") from None
     return Record(
         text=text,
         key=str(key) if key not in (None, "") else content_hash(text)[:16],
