@@ -35,6 +35,8 @@ ModelOpt = Annotated[
     typer.Option("--model", help="all-MiniLM-L6-v2 (default, bundled), a local model folder, or a hub name."),
 ]
 BackendOpt = Annotated[str, typer.Option("--backend", help="How texts are embedded: torch.")]
+INDEX_TYPE_HELP = "auto (flat, then hnsw from 50,000 items), flat, hnsw, ivf, ivf-pq, sq8 or hnsw-sq8."
+INDEX_OPTION_HELP = "NAME=VALUE: m, ef_construction, ef_search (hnsw); nlist, nprobe, pq_m (ivf)."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON / JSON Lines).")]
 MetricOpt = Annotated[str, typer.Option("--metric", help="cosine, dot, euclidean or manhattan.")]
 
@@ -166,7 +168,8 @@ def index_cmd(
     fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
     text_field: Annotated[str, typer.Option("--text-field")] = "text",
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
-    index_type: Annotated[str, typer.Option("--index-type", help="auto or flat.")] = "auto",
+    index_type: Annotated[str, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = "auto",
+    index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="How texts are embedded: torch.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     as_json: JsonOpt = False,
@@ -182,6 +185,7 @@ def index_cmd(
         model=model,
         metric=metric,
         index_type=index_type,
+        index_options=_index_options(index_option),
         backend=backend,
         batch_size=batch_size,
         on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
@@ -200,6 +204,8 @@ def index_cmd(
         typer.echo(f"  {report.duplicates} duplicate id(s) in the input: the last one of each was kept")
     if report.truncated:
         typer.echo(f"  {report.truncated} text(s) longer than the model's max_seq_length were truncated")
+    for note in report.notes:
+        typer.echo(f"  {note}")
 
 
 @command("query")
@@ -309,17 +315,21 @@ def delete_cmd(
 def rebuild_cmd(
     index: Annotated[Path, typer.Argument(help="Index folder.")],
     metric: Annotated[str | None, typer.Option("--metric", help="A new metric.")] = None,
-    index_type: Annotated[str | None, typer.Option("--index-type", help="A new index type.")] = None,
+    index_type: Annotated[str | None, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = None,
+    index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
 ) -> None:
     """Rebuild the vectors from the stored embeddings (another metric or index type); embeds nothing."""
     from searchkit.service import Index
 
     with Index.open(index) as opened:
-        report = opened.rebuild(metric=metric, index_type=index_type)
+        options = _index_options(index_option) if index_option else None
+        report = opened.rebuild(metric=metric, index_type=index_type, index_options=options)
         typer.echo(
             f"{index}: rebuilt {opened.vectors.ntotal} vectors ({opened.metric.value}, "
-            f"{opened.manifest.index_type}) in {report.seconds:.1f} s; nothing embedded"
+            f"{opened.manifest.layout.kind}) in {report.seconds:.1f} s; nothing embedded"
         )
+        for note in report.notes:
+            typer.echo(f"  {note}")
 
 
 @command("check")
@@ -347,6 +357,18 @@ def check_cmd(
             typer.echo(f"{index}: inconsistent; run searchkit check {index} --repair", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _index_options(pairs: list[str] | None) -> dict[str, int]:
+    from searchkit.errors import UsageError
+
+    options: dict[str, int] = {}
+    for pair in pairs or []:
+        name, _, value = pair.partition("=")
+        if not value.strip().lstrip("-").isdigit():
+            raise UsageError(f"--index-option takes NAME=INTEGER (e.g. ef_search=256), not {pair!r}")
+        options[name.strip().lower()] = int(value)
+    return options
 
 
 def main() -> None:

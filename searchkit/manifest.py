@@ -17,6 +17,7 @@ from typing import Any
 from searchkit import __version__
 from searchkit.errors import CorruptIndexError, IndexNotFoundError
 from searchkit.types import Fingerprint, Metric
+from searchkit.vectors import Layout
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "now"]
 
@@ -32,8 +33,9 @@ def now() -> str:
 class Manifest:
     model: Fingerprint
     metric: Metric
-    index_type: str
-    faiss: str
+    index_type: str  # as asked: "auto" or a concrete type
+    layout: Layout  # what it is now: the concrete type and every parameter
+    index_options: dict[str, int] = field(default_factory=dict)  # the user's overrides
     generation: int = 0
     items: int = 0
     truncated: int = 0
@@ -48,27 +50,22 @@ class Manifest:
             "model": self.model.to_json(),
             "metric": self.metric.value,
             "index_type": self.index_type,
-            "faiss": self.faiss,
+            "index_options": dict(self.index_options),
+            "layout": self.layout.to_json(),
         }
+
+    @property
+    def faiss(self) -> str:
+        """The FAISS factory string of the current layout."""
+        return self.layout.factory(self.model.dimension)
 
     def with_config(self, config: dict[str, Any]) -> Manifest:
         """This manifest with the store's configuration (the store wins on disagreement)."""
-        return replace(
-            self,
-            model=Fingerprint.from_json(config["model"]),
-            metric=Metric.parse(config["metric"]),
-            index_type=str(config["index_type"]),
-            faiss=str(config["faiss"]),
-        )
+        return replace(self, **_config_fields(config))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Manifest:
-        return cls(
-            model=Fingerprint.from_json(config["model"]),
-            metric=Metric.parse(config["metric"]),
-            index_type=str(config["index_type"]),
-            faiss=str(config["faiss"]),
-        )
+        return cls(**_config_fields(config))
 
     def advance(self, generation: int, items: int, truncated: int) -> Manifest:
         return replace(
@@ -87,7 +84,13 @@ class Manifest:
             "searchkit_version": self.searchkit_version,
             "model": self.model.to_json(),
             "metric": self.metric.value,
-            "index": {"type": self.index_type, "faiss": self.faiss},
+            "index": {
+                "type": self.index_type,
+                "resolved": self.layout.kind,
+                "params": dict(self.layout.params),
+                "options": dict(self.index_options),
+                "faiss": self.faiss,
+            },
             "counts": {"items": self.items, "truncated": self.truncated},
             "generation": self.generation,
             "created": self.created,
@@ -124,11 +127,13 @@ class Manifest:
                     f"{folder}: index format {data['format_version']} is newer than this "
                     f"searchkit ({__version__}) reads; upgrade searchkit"
                 )
+            index = data["index"]
             return cls(
                 model=Fingerprint.from_json(data["model"]),
                 metric=Metric.parse(data["metric"]),
-                index_type=str(data["index"]["type"]),
-                faiss=str(data["index"]["faiss"]),
+                index_type=str(index["type"]),
+                layout=Layout(str(index["resolved"]), {k: int(v) for k, v in index["params"].items()}),
+                index_options={k: int(v) for k, v in index.get("options", {}).items()},
                 generation=int(data["generation"]),
                 items=int(data["counts"]["items"]),
                 truncated=int(data["counts"].get("truncated", 0)),
@@ -143,3 +148,13 @@ class Manifest:
             raise CorruptIndexError(
                 f"{path}: the manifest is damaged ({type(exc).__name__}: {exc}); run searchkit check --repair"
             ) from None
+
+
+def _config_fields(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": Fingerprint.from_json(config["model"]),
+        "metric": Metric.parse(config["metric"]),
+        "index_type": str(config["index_type"]),
+        "layout": Layout.from_json(config["layout"]),
+        "index_options": {str(k): int(v) for k, v in config.get("index_options", {}).items()},
+    }

@@ -298,6 +298,14 @@ class Store:
                     yield self._batch(rows)
 
     @guarded
+    def sample_embeddings(self, n: int) -> Matrix:
+        """Up to `n` embeddings drawn at random (to train quantisers on)."""
+        rows = self.db.execute("SELECT embedding FROM items ORDER BY random() LIMIT ?", (n,)).fetchall()
+        if not rows:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._vector(r[0]) for r in rows])
+
+    @guarded
     def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
         """(key, text, metadata, embedding bytes) of every item, in id order."""
         last = 0

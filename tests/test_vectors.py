@@ -12,7 +12,9 @@ import pytest
 from searchkit.errors import CorruptIndexError, StorageError, UsageError
 from searchkit.metrics import prepare
 from searchkit.types import Metric
-from searchkit.vectors import INDEX_TYPES, VectorIndex, describe
+from searchkit.vectors import INDEX_TYPES, Layout, VectorIndex, plan
+
+FLAT = Layout("flat", {})
 
 DIM = 8
 IDS = np.array([7, 10, 500, 2**40, 3, 99_999], dtype=np.int64)
@@ -60,22 +62,22 @@ def metric(request: pytest.FixtureRequest) -> Metric:
 # --- create and describe ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("index_type", INDEX_TYPES)
+@pytest.mark.parametrize("index_type", ["auto", "flat"])
 def test_create(metric: Metric, index_type: str) -> None:
     index = VectorIndex.create(DIM, metric, index_type)
     assert index.ntotal == 0
     assert index.metric is metric
-    assert index.description == describe(index_type) == "IDMap2,Flat"
+    assert index.layout == FLAT and index.layout.factory(DIM) == "IDMap2,Flat"
     assert index.index.d == DIM
     assert index.index.metric_type == FAISS_METRIC_TYPE[metric]
     assert index.ids().tolist() == []
 
 
-@pytest.mark.parametrize("index_type", ["hnsw", "IVF", "Flat", "", "IDMap2,Flat"])
+@pytest.mark.parametrize("index_type", ["HNSW", "IVF", "Flat", "", "IDMap2,Flat", "pq"])
 def test_unknown_index_type_is_a_usage_error(index_type: str) -> None:
-    message = f"unknown index type {index_type!r}: choose one of auto, flat"
+    message = f"unknown index type {index_type!r}: choose one of {', '.join(INDEX_TYPES)}"
     with pytest.raises(UsageError, match=f"^{re.escape(message)}$"):
-        describe(index_type)
+        plan(index_type, Metric.COSINE, 0, DIM)
     with pytest.raises(UsageError, match=f"^{re.escape(message)}$"):
         VectorIndex.create(DIM, Metric.COSINE, index_type)
 
@@ -210,9 +212,9 @@ def test_save_load_round_trip(tmp_path: Path, metric: Metric) -> None:
     path = tmp_path / "vectors.faiss"
     index.save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.faiss"]  # no temp file left
-    loaded = VectorIndex.load(path, metric, index.description, DIM)
+    loaded = VectorIndex.load(path, metric, index.layout, DIM)
     assert loaded.metric is metric
-    assert loaded.description == "IDMap2,Flat"
+    assert loaded.layout == FLAT
     assert loaded.ntotal == index.ntotal
     assert loaded.ids().tolist() == index.ids().tolist()
     queries = prepare(random_vectors(4, seed=2), metric)
@@ -230,7 +232,7 @@ def test_save_replaces_an_existing_file(tmp_path: Path) -> None:
     small = VectorIndex.create(DIM, Metric.EUCLIDEAN)
     small.add(np.array([1], dtype=np.int64), random_vectors(1))
     small.save(path)
-    assert VectorIndex.load(path, Metric.EUCLIDEAN, "IDMap2,Flat", DIM).ids().tolist() == [1]
+    assert VectorIndex.load(path, Metric.EUCLIDEAN, FLAT, DIM).ids().tolist() == [1]
 
 
 def test_save_into_a_missing_folder_is_a_storage_error(tmp_path: Path) -> None:
@@ -278,14 +280,14 @@ def test_load_of_a_damaged_file_is_corrupt(tmp_path: Path, damage: Callable[[byt
     index.save(path)
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(CorruptIndexError) as info:
-        VectorIndex.load(path, Metric.EUCLIDEAN, "IDMap2,Flat", DIM)
+        VectorIndex.load(path, Metric.EUCLIDEAN, FLAT, DIM)
     assert damaged_message(path).match(str(info.value)), str(info.value)
 
 
 def test_load_of_a_missing_file_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "absent.faiss"
     with pytest.raises(CorruptIndexError) as info:
-        VectorIndex.load(path, Metric.DOT, "IDMap2,Flat", DIM)
+        VectorIndex.load(path, Metric.DOT, FLAT, DIM)
     assert str(info.value) == f"{path}: the FAISS file is missing; run searchkit check --repair"
 
 
@@ -293,7 +295,7 @@ def test_load_with_the_wrong_dimension_is_corrupt(tmp_path: Path, metric: Metric
     path = tmp_path / "vectors.faiss"
     filled(metric)[0].save(path)
     with pytest.raises(CorruptIndexError) as info:
-        VectorIndex.load(path, metric, "IDMap2,Flat", DIM * 2)
+        VectorIndex.load(path, metric, FLAT, DIM * 2)
     assert str(info.value) == (
         f"{path}: the FAISS file does not match the manifest (dimension {DIM}, "
         f"metric type {FAISS_METRIC_TYPE[metric]}); run searchkit check --repair"
@@ -314,7 +316,7 @@ def test_load_with_the_wrong_metric_is_corrupt(tmp_path: Path, saved: Metric, as
     path = tmp_path / "vectors.faiss"
     filled(saved)[0].save(path)
     with pytest.raises(CorruptIndexError) as info:
-        VectorIndex.load(path, asked, "IDMap2,Flat", DIM)
+        VectorIndex.load(path, asked, FLAT, DIM)
     assert str(info.value) == (
         f"{path}: the FAISS file does not match the manifest (dimension {DIM}, "
         f"metric type {FAISS_METRIC_TYPE[saved]}); run searchkit check --repair"
@@ -329,4 +331,4 @@ def test_load_of_a_file_without_an_id_map_is_corrupt(tmp_path: Path) -> None:
     plain.add(random_vectors(3))
     faiss.write_index(plain, str(path))
     with pytest.raises(CorruptIndexError):
-        VectorIndex.load(path, Metric.EUCLIDEAN, "IDMap2,Flat", DIM)
+        VectorIndex.load(path, Metric.EUCLIDEAN, FLAT, DIM)

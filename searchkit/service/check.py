@@ -121,7 +121,7 @@ def _inspect_vectors(
         report.problems.append(f"vectors: {path.name} is missing")
         return
     try:
-        vectors = VectorIndex.load(path, expected.metric, expected.faiss, expected.model.dimension)
+        vectors = VectorIndex.load(path, expected.metric, expected.layout, expected.model.dimension)
     except CorruptIndexError as exc:
         report.problems.append(f"vectors: {exc}")
         return

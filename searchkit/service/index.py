@@ -31,6 +31,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,13 +45,15 @@ from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import pairwise, prepare
 from searchkit.store import Store
 from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport
-from searchkit.vectors import VectorIndex, describe
+from searchkit.vectors import Layout, VectorIndex, plan
 
 __all__ = ["DB_FILE", "MAX_K", "Index", "storage_errors", "vectors_file"]
 
 DB_FILE = "index.db"
 MAX_K = 10_000
 _SNAPSHOT_ATTEMPTS = 3
+# Vectors that IVF / PQ / SQ learn their quantisers from (a random sample of the store).
+_TRAINING_SAMPLE = 50_000
 T = TypeVar("T")
 
 
@@ -91,24 +94,35 @@ class Index:
         index_type: str = "auto",
         backend: str = "torch",
         embedder: embedding.Embedder | None = None,
+        index_options: dict[str, int] | None = None,
     ) -> Index:
-        """Create an empty index folder at `path` (which must not hold an index yet)."""
+        """Create an empty index folder at `path` (which must not hold an index yet).
+
+        `index_type` is ``auto`` (flat, then HNSW from 50,000 items), ``flat``, ``hnsw``,
+        ``ivf``, ``ivf-pq``, ``sq8`` or ``hnsw-sq8``; `index_options` override its
+        parameters (``m``, ``ef_construction``, ``ef_search``, ``nlist``, ``nprobe``, ``pq_m``).
+        """
         folder = Path(path)
         metric = Metric.parse(metric)
-        faiss_description = describe(index_type)
+        options = dict(index_options or {})
         if (folder / MANIFEST).exists():
             raise UsageError(f"{folder}: an index already exists here; open it, or pick another path")
         if folder.exists() and (not folder.is_dir() or _has_files(folder)):
             raise UsageError(f"{folder}: exists and is not an empty folder; pick another path")
-        embedder = embedder or embedding.load(model, backend)
+        if embedder is None:
+            plan(index_type, metric, 0, 1, options)  # refuse bad settings before loading a model
+            embedder = embedding.load(model, backend)
+        dimension = embedder.fingerprint.dimension
+        layout = plan(index_type, metric, 0, dimension, options)
         with storage_errors(folder):
             folder.mkdir(parents=True, exist_ok=True)
-            store = Store(folder / DB_FILE, embedder.fingerprint.dimension, create=True)
+            store = Store(folder / DB_FILE, dimension, create=True)
             manifest = Manifest(
                 model=embedder.fingerprint,
                 metric=metric,
-                index_type="flat" if index_type == "auto" else index_type,
-                faiss=faiss_description,
+                index_type=index_type,
+                layout=layout,
+                index_options=options,
             )
             index = cls(folder, manifest, store, embedder)
             with store.transaction():
@@ -181,7 +195,8 @@ class Index:
         def nearest() -> tuple[np.ndarray, dict[int, Any]]:
             if self.vectors.ntotal == 0:
                 return np.zeros((len(queries), 0), dtype=np.int64), {}
-            _, ids = self.vectors.search(prepare(query_vectors, self.metric), k)
+            fetch = min(MAX_K, k * self.manifest.layout.overfetch)
+            _, ids = self.vectors.search(prepare(query_vectors, self.metric), fetch)
             return ids, self.store.items_by_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
 
         ids, rows = self._synced(nearest)
@@ -194,7 +209,7 @@ class Index:
             # Exact scores from the stored embeddings: FAISS's L2 path works on the
             # squared expansion, whose rounding shows near zero distance.
             scores = pairwise(vector[None, :], np.stack([r.embedding for r in found]), self.metric)[0]
-            order = np.argsort(-scores, kind="stable")
+            order = np.argsort(-scores, kind="stable")[:k]
             results.append(
                 [
                     Hit(rank, found[j].key, float(scores[j]), found[j].text, found[j].metadata)
@@ -258,8 +273,12 @@ class Index:
             if self.store.pending_count(run):
                 with self.store.transaction():
                     changed = self.store.apply(run)
-                    for ids, vectors in self.store.iter_embeddings(changed):
-                        self.vectors.add(ids, prepare(vectors, self.metric))
+                    relayout = self._layout_for(self.store.count()).kind != self.manifest.layout.kind
+                    if relayout or self.vectors.needs_training:
+                        report.notes.append(self._rebuild_vectors())
+                    else:
+                        for ids, vectors in self.store.iter_embeddings(changed):
+                            self.vectors.add(ids, prepare(vectors, self.metric))
                     self._save_vectors()
                 self._after_commit()
         report.seconds = time.perf_counter() - started
@@ -285,27 +304,34 @@ class Index:
         return report
 
     def rebuild(
-        self, metric: str | Metric | None = None, index_type: str | None = None, lock_timeout: float = 60.0
+        self,
+        metric: str | Metric | None = None,
+        index_type: str | None = None,
+        index_options: dict[str, int] | None = None,
+        lock_timeout: float = 60.0,
     ) -> WriteReport:
-        """Rebuild the vectors from the stored embeddings, optionally under another metric
-        or index type. Embeds nothing."""
+        """Rebuild the vectors from the stored embeddings (IVF and PQ retrained), optionally
+        under another metric, index type or options. Embeds nothing."""
         started = time.perf_counter()
-        new_metric = Metric.parse(metric) if metric is not None else None
-        faiss_description = describe(index_type) if index_type is not None else None
+        config = self.manifest.config()
+        if metric is not None:
+            config["metric"] = Metric.parse(metric).value
+        if index_type is not None:
+            config["index_type"] = index_type
+            config["index_options"] = {}
+        if index_options is not None:
+            config["index_options"] = dict(index_options)
+        wanted = Manifest.from_config(config)
+        plan(wanted.index_type, wanted.metric, 0, wanted.model.dimension, wanted.index_options)
+        report = WriteReport()
         with self._writing(lock_timeout):
-            config = self.manifest.config()
-            if new_metric is not None:
-                config["metric"] = new_metric.value
-            if index_type is not None and faiss_description is not None:
-                config["index_type"] = "flat" if index_type == "auto" else index_type
-                config["faiss"] = faiss_description
             with self.store.transaction():
                 self.store.set_config(config)
                 self.manifest = self.manifest.with_config(config)
-                self._rebuild_vectors()
+                report.notes.append(self._rebuild_vectors())
                 self._save_vectors()
             self._after_commit()
-        report = WriteReport(unchanged=self.store.count())
+        report.unchanged = self.store.count()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -368,7 +394,7 @@ class Index:
         if not path.exists():
             return False
         manifest = self.manifest.with_config(self.store.config)
-        self.vectors = VectorIndex.load(path, manifest.metric, manifest.faiss, manifest.model.dimension)
+        self.vectors = VectorIndex.load(path, manifest.metric, manifest.layout, manifest.model.dimension)
         self.manifest = manifest
         self.generation = generation
         return True
@@ -384,11 +410,26 @@ class Index:
                 finally:
                     lock.release()
 
-    def _rebuild_vectors(self) -> None:
+    def _layout_for(self, count: int) -> Layout:
+        m = self.manifest
+        return plan(m.index_type, m.metric, count, m.model.dimension, m.index_options)
+
+    def _rebuild_vectors(self) -> str:
+        """Inside a write's transaction: all vectors again from the store, the layout
+        planned for today's count (IVF and PQ trained on a sample of it). Says what it built."""
+        count = self.store.count()
+        layout = self._layout_for(count)
+        if layout != self.manifest.layout:
+            self.manifest = replace(self.manifest, layout=layout)
+            self.store.set_config(self.manifest.config())
         vectors = _empty_vectors(self.manifest)
+        if vectors.needs_training and count:
+            vectors.train(prepare(self.store.sample_embeddings(_TRAINING_SAMPLE), self.metric))
         for ids, batch in self.store.iter_embeddings():
             vectors.add(ids, prepare(batch, self.metric))
         self.vectors = vectors
+        asked = f" (asked: {self.manifest.index_type})" if self.manifest.index_type != layout.kind else ""
+        return f"index type {layout.kind}{asked} for {count} items, FAISS {self.manifest.faiss}"
 
 
 @contextlib.contextmanager
@@ -413,7 +454,7 @@ def _has_files(folder: Path) -> bool:
 
 
 def _empty_vectors(manifest: Manifest) -> VectorIndex:
-    return VectorIndex.create(manifest.model.dimension, manifest.metric, manifest.index_type)
+    return VectorIndex.create(manifest.model.dimension, manifest.metric, manifest.layout)
 
 
 def check_model(folder: Path, have: Fingerprint, asked: Fingerprint) -> None:

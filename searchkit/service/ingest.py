@@ -120,6 +120,7 @@ def build(
     model: str | None = None,
     metric: str | Metric | None = None,
     index_type: str = "auto",
+    index_options: dict[str, int] | None = None,
     backend: str | None = None,
     batch_size: int = 32,
     **add_options: Any,
@@ -157,6 +158,7 @@ def build(
             model=model,
             metric=metric or Metric.COSINE,
             index_type=index_type,
+            index_options=index_options,
             backend=backend or "torch",
         )
         try:
