@@ -175,21 +175,27 @@ def index_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Create INDEX or add to it (upsert by id); unchanged items are not embedded again."""
+    from searchkit.progress import Progress, estimate_items
     from searchkit.readers import read_inputs
     from searchkit.service import build
 
     records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
-    opened, report = build(
-        index,
-        records,
-        model=model,
-        metric=metric,
-        index_type=index_type,
-        index_options=_index_options(index_option),
-        backend=backend,
-        batch_size=batch_size,
-        on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
-    )
+    progress = Progress(estimate_items(inputs) if sys.stderr.isatty() else None)
+    try:
+        opened, report = build(
+            index,
+            records,
+            model=model,
+            metric=metric,
+            index_type=index_type,
+            index_options=_index_options(index_option),
+            backend=backend,
+            batch_size=batch_size,
+            on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
+            on_progress=progress,
+        )
+    finally:
+        progress.close()
     total = len(opened)
     opened.close()
     if as_json:
@@ -258,7 +264,10 @@ def info_cmd(
     typer.echo(f"index:      {data['path']}")
     typer.echo(f"items:      {data['counts']['items']} ({data['counts']['vectors']} vectors)")
     typer.echo(f"metric:     {data['metric']}")
-    typer.echo(f"index type: {data['index']['type']} (FAISS {data['index']['faiss']})")
+    kind = data["index"]
+    params = ", ".join(f"{k}={v}" for k, v in kind["params"].items())
+    asked = f" (asked: {kind['type']})" if kind["type"] != kind["resolved"] else ""
+    typer.echo(f"index type: {kind['resolved']}{asked} {params} [FAISS {kind['faiss']}]".rstrip())
     typer.echo(
         f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
         f"max_seq_length {model['max_seq_length']}, backend {model['backend']}"

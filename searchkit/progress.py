@@ -1,0 +1,74 @@
+"""A one-line progress display for long writes: items, items/s and ETA, on a terminal only.
+
+Piped or redirected output stays quiet, so scripts and logs see only the report.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["Progress", "estimate_items"]
+
+
+def estimate_items(inputs: Iterable[str]) -> int | None:
+    """Lines in the input files (about one item each); None when one is stdin."""
+    total = 0
+    for arg in inputs:
+        if arg == "-":
+            return None
+        path = Path(arg)
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        for file in files:
+            try:
+                total += _count_lines(file)
+            except OSError:
+                return None
+    return total
+
+
+def _count_lines(file: Path) -> int:
+    count = 0
+    with file.open("rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+    return count
+
+
+class Progress:
+    """Call with the number of items just done; `close()` clears the line."""
+
+    def __init__(self, total: int | None = None, stream: TextIO = sys.stderr, interval: float = 0.25):
+        self.total = total
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.interval = interval
+        self.done = 0
+        self.started = time.monotonic()
+        self._shown = 0.0
+
+    def __call__(self, items: int) -> None:
+        self.done += items
+        now = time.monotonic()
+        if not self.enabled or now - self._shown < self.interval:
+            return
+        self._shown = now
+        rate = self.done / max(now - self.started, 1e-9)
+        line = f"  {self.done:,} items  {rate:,.0f} items/s"
+        if self.total and self.total > self.done and rate > 0:
+            line += f"  ETA {_clock((self.total - self.done) / rate)}"
+        self.stream.write("\r" + line.ljust(60))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
