@@ -41,9 +41,9 @@ def _count_lines(file: Path) -> int:
 class Progress:
     """Call with the number of items just done; `close()` clears the line."""
 
-    def __init__(self, total: int | None = None, stream: TextIO = sys.stderr, interval: float = 0.25):
+    def __init__(self, total: int | None = None, stream: TextIO | None = None, interval: float = 0.25):
         self.total = total
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr  # looked up now: it may be swapped
         self.enabled = stream.isatty()
         self.interval = interval
         self.done = 0
