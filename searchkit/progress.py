@@ -44,7 +44,7 @@ class Progress:
     def __init__(self, total: int | None = None, stream: TextIO | None = None, interval: float = 0.25):
         self.total = total
         self.stream = stream if stream is not None else sys.stderr  # looked up now: it may be swapped
-        self.enabled = stream.isatty()
+        self.enabled = self.stream.isatty()
         self.interval = interval
         self.done = 0
         self.started = time.monotonic()
