@@ -15,7 +15,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from searchkit.compare import Similarity, embed, similarity
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from searchkit.errors import (
     CorruptIndexError,
     IndexFileError,
@@ -28,9 +30,22 @@ from searchkit.errors import (
     StorageError,
     UsageError,
 )
-from searchkit.readers import read_inputs
-from searchkit.service import Index, build
 from searchkit.types import CheckReport, Fingerprint, Hit, Metric, Record, WriteReport
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
+    from searchkit.compare import Similarity, embed, similarity
+    from searchkit.readers import read_inputs
+    from searchkit.service import Index, build
+
+# Loaded on first use, so that `import searchkit` (and `searchkit --help`) stays instant.
+_LAZY = {
+    "Index": "searchkit.service",
+    "Similarity": "searchkit.compare",
+    "build": "searchkit.service",
+    "embed": "searchkit.compare",
+    "read_inputs": "searchkit.readers",
+    "similarity": "searchkit.compare",
+}
 
 __all__ = [
     "CheckReport",
@@ -57,3 +72,15 @@ __all__ = [
     "read_inputs",
     "similarity",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'searchkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
