@@ -34,7 +34,8 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="all-MiniLM-L6-v2 (default, bundled), a local model folder, or a hub name."),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", help="How texts are embedded: torch.")]
+BACKEND_HELP = "auto (onnx when installed, else torch), torch, onnx (fp32, torch's vectors) or onnx-int8."
+BackendOpt = Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)]
 INDEX_TYPE_HELP = "auto (flat, then hnsw from 50,000 items), flat, hnsw, ivf, ivf-pq, sq8 or hnsw-sq8."
 INDEX_OPTION_HELP = "NAME=VALUE: m, ef_construction, ef_search (hnsw); nlist, nprobe, pq_m (ivf)."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON / JSON Lines).")]
@@ -88,7 +89,7 @@ def similarity_cmd(
     to: Annotated[list[str] | None, typer.Option("--to", help="Compare TEXTs with these instead.")] = None,
     metric: MetricOpt = "cosine",
     model: ModelOpt = None,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score texts against each other (TEXT x TEXT) or against --to texts."""
@@ -117,7 +118,7 @@ def embed_cmd(
         str | None, typer.Option("--input", help="File with one text per line, or -.")
     ] = None,
     model: ModelOpt = None,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", help="Write a float32 (n, dim) .npy file.")
     ] = None,
@@ -170,7 +171,7 @@ def index_cmd(
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
     index_type: Annotated[str, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = "auto",
     index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="How texts are embedded: torch.")] = None,
+    backend: BackendOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     as_json: JsonOpt = False,
 ) -> None:

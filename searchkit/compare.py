@@ -38,7 +38,7 @@ class Similarity:
 def embed(
     texts: Sequence[str],
     model: str | None = None,
-    backend: str = "torch",
+    backend: str | None = None,
     batch_size: int = 32,
 ) -> Matrix:
     """Embed `texts` with `model` (default all-MiniLM-L6-v2): a (n, dim) float32 array."""
@@ -53,7 +53,7 @@ def similarity(
     to: Sequence[str] | None = None,
     metric: str | Metric = Metric.COSINE,
     model: str | None = None,
-    backend: str = "torch",
+    backend: str | None = None,
 ) -> Similarity:
     """Score `texts` against `to` (or against themselves): ``model.similarity``'s numbers."""
     metric = Metric.parse(metric)

@@ -27,19 +27,21 @@ __all__ = [
     "DEFAULT_MODEL",
     "Embedder",
     "ModelSource",
+    "default_backend",
     "load",
     "resolve",
+    "vector_family",
     "weights_sha256",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # sha256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2 (SPEC §3).
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnx", "onnx-int8")
 _DEFAULT_NAMES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Long texts are cut to this many characters per kept word piece before tokenising
-# (see Embedder._clip), with a margin of pieces for the word the cut may split.
+# (see _TorchEngine._embeddable), with a margin of pieces for the word the cut may split.
 _CHARS_PER_PIECE = 32
 _BOUNDARY_PIECES = 16
 
@@ -137,27 +139,27 @@ def _weights_sha256(folder: Path) -> str:
 
 
 class Embedder:
-    """A loaded model: turns texts into float32 vectors, as ``model.encode`` does."""
+    """A loaded model: turns texts into float32 vectors, as ``model.encode`` does.
 
-    def __init__(self, source: ModelSource, model: Any, backend: str) -> None:
+    The work is done by an engine: sentence-transformers on torch, or ONNX Runtime
+    (onnx_backend.py). Both give the same interface; the fingerprint's ``backend``
+    names the family of vectors they give: ``torch`` for torch and fp32 ONNX (equal
+    to 1e-5), ``onnx-int8`` for the quantised model, whose vectors differ.
+    """
+
+    def __init__(self, source: ModelSource, engine: Any, backend: str) -> None:
         self.source = source
-        self._model = model
+        self.backend = backend
+        self.engine = engine
         self._lock = threading.Lock()
-        get_dimension = (
-            getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        )
-        dimension = get_dimension()
-        if dimension is None:
-            raise ModelError(f"model {source.name!r} does not say its embedding dimension")
-        normalize = any(type(m).__name__ == "Normalize" for m in model)
         self.fingerprint = Fingerprint(
             name=source.name,
             source=source.source,
             sha256=_weights_sha256(source.path),
-            dimension=int(dimension),
-            max_seq_length=int(model.max_seq_length),
-            normalize=normalize,
-            backend=backend,
+            dimension=int(engine.dimension),
+            max_seq_length=int(engine.max_seq_length),
+            normalize=bool(engine.normalize),
+            backend=vector_family(backend),
         )
 
     @property
@@ -168,25 +170,45 @@ class Embedder:
         """Embed `texts` in order; returns a (len(texts), dimension) float32 array."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:  # torch modules are not safe to call from several threads at once
-            vectors = self._model.encode(
-                [self._embeddable(t) for t in texts],
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        with self._lock:  # neither engine is safe to call from several threads at once
+            vectors = self.engine.encode(list(texts), batch_size=batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def truncated_flags(self, texts: Sequence[str]) -> list[bool]:
         """For each text, whether it is longer than max_seq_length word pieces (and gets cut)."""
         if not texts:
             return []
-        tokenizer = self._model.tokenizer
         with self._lock:
-            kept = [self._embeddable(t) for t in texts]
-            ids = tokenizer(kept, add_special_tokens=True, truncation=False)["input_ids"]
-        limit = self.fingerprint.max_seq_length
-        return [len(row) > limit for row in ids]
+            return list(self.engine.truncated_flags(list(texts)))
+
+
+class _TorchEngine:
+    """sentence-transformers' own ``encode``: the reference every other engine matches."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        get_dimension = (
+            getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        )
+        self.dimension = get_dimension()
+        if self.dimension is None:
+            raise ModelError("the model does not say its embedding dimension")
+        self.max_seq_length = int(model.max_seq_length)
+        self.normalize = any(type(m).__name__ == "Normalize" for m in model)
+
+    def encode(self, texts: list[str], batch_size: int) -> Matrix:
+        vectors = self.model.encode(
+            [self._embeddable(t) for t in texts],
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def truncated_flags(self, texts: list[str]) -> list[bool]:
+        kept = [self._embeddable(t) for t in texts]
+        ids = self.model.tokenizer(kept, add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(row) > self.max_seq_length for row in ids]
 
     def _embeddable(self, text: str) -> str:
         """A text that embeds exactly as `text` does, and is quick to tokenise.
@@ -197,27 +219,50 @@ class Embedder:
         the prefix embeds identically. Otherwise (a short text, or a pathological one
         that is mostly whitespace) the whole text is used.
         """
-        limit = self.fingerprint.max_seq_length
+        limit = self.max_seq_length
         if len(text) <= limit * _CHARS_PER_PIECE:
             return text
         prefix = text[: limit * _CHARS_PER_PIECE]
-        pieces = self._model.tokenizer(prefix, add_special_tokens=True, truncation=False)["input_ids"]
+        pieces = self.model.tokenizer(prefix, add_special_tokens=True, truncation=False)["input_ids"]
         return prefix if len(pieces) > limit + _BOUNDARY_PIECES else text
+
+
+def vector_family(backend: str) -> str:
+    """The fingerprint's backend: which backends' vectors can share an index."""
+    return "onnx-int8" if backend == "onnx-int8" else "torch"
+
+
+def default_backend() -> str:
+    """ONNX Runtime (fp32, equal to torch's output to 1e-5) when installed, else torch."""
+    import importlib.util
+
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
 _loaded: dict[tuple[str, str], Embedder] = {}
 _load_lock = threading.Lock()
 
 
-def load(model: str | None = None, backend: str = "torch") -> Embedder:
-    """The embedder for `model` (default all-MiniLM-L6-v2), loaded once per process."""
+def load(model: str | None = None, backend: str | None = None) -> Embedder:
+    """The embedder for `model` (default all-MiniLM-L6-v2), loaded once per process.
+
+    `backend` is ``torch``, ``onnx``, ``onnx-int8``, or None / ``auto`` for the default.
+    """
+    backend = default_backend() if backend in (None, "auto") else backend
     if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        choices = ", ".join(("auto", *BACKENDS))
+        raise UsageError(f"unknown backend {backend!r}: choose one of {choices}")
     source = resolve(model)
     key = (str(source.path), backend)
     with _load_lock:
         if key not in _loaded:
-            _loaded[key] = Embedder(source, _load_sentence_transformer(source), backend)
+            if backend == "torch":
+                engine: Any = _TorchEngine(_load_sentence_transformer(source))
+            else:
+                from searchkit.onnx_backend import OnnxEncoder
+
+                engine = OnnxEncoder(source.path, _weights_sha256(source.path), backend == "onnx-int8")
+            _loaded[key] = Embedder(source, engine, backend)
         return _loaded[key]
 
 

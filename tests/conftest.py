@@ -30,8 +30,8 @@ def model() -> embedding.Embedder:
 
 @pytest.fixture(scope="session")
 def st_model(model: embedding.Embedder) -> Any:
-    """The underlying SentenceTransformer, for reference numbers (model.similarity)."""
-    return model._model
+    """A SentenceTransformer on torch, for reference numbers (model.encode, model.similarity)."""
+    return embedding.load(backend="torch").engine.model
 
 
 @pytest.fixture(scope="session")

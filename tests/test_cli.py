@@ -87,7 +87,7 @@ def test_embed_writes_npy_in_input_order(tmp_path: Path, st_model: Any) -> None:
     assert result.exit_code == 0, result.output
     vectors = np.load(out)
     assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
-    np.testing.assert_allclose(vectors, st_model.encode(TUTORIAL), atol=1e-6)
+    np.testing.assert_allclose(vectors, st_model.encode(TUTORIAL), atol=1e-5)  # fp32 ONNX by default
 
 
 def test_embed_json_lines(model: Any) -> None:

@@ -44,10 +44,11 @@ def test_every_metric_equals_model_similarity(metric: Metric, st_model: Any) -> 
     np.testing.assert_allclose(result.scores, expected, atol=1e-4)
 
 
-def test_embed_equals_model_encode(st_model: Any) -> None:
-    vectors = searchkit.embed(TUTORIAL)
+@pytest.mark.parametrize(("backend", "tolerance"), [("torch", 1e-6), ("onnx", 1e-5), (None, 1e-5)])
+def test_embed_equals_model_encode(st_model: Any, backend: str | None, tolerance: float) -> None:
+    vectors = searchkit.embed(TUTORIAL, backend=backend)
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
-    np.testing.assert_allclose(vectors, st_model.encode(TUTORIAL), atol=1e-6)
+    np.testing.assert_allclose(vectors, st_model.encode(TUTORIAL), atol=tolerance)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_embed_equals_model_encode(st_model: Any) -> None:
         ),
         (
             lambda: searchkit.embed(["a"], backend="tpu"),
-            "unknown backend 'tpu': choose one of torch",
+            "unknown backend 'tpu': choose one of auto, torch, onnx, onnx-int8",
         ),
     ],
 )

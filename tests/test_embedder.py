@@ -82,5 +82,5 @@ def test_a_huge_text_embeds_exactly_as_the_model_does(model: embedding.Embedder,
     vectors = model.encode([huge, mostly_space])
     flags = model.truncated_flags([huge, mostly_space])
     expected = st_model.encode([huge[:100_000], mostly_space])  # type: ignore[attr-defined]
-    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)  # the default engine: fp32 ONNX
     assert flags == [True, False]

@@ -92,7 +92,7 @@ class Index:
         model: str | None = None,
         metric: str | Metric = Metric.COSINE,
         index_type: str = "auto",
-        backend: str = "torch",
+        backend: str | None = None,
         embedder: embedding.Embedder | None = None,
         index_options: dict[str, int] | None = None,
     ) -> Index:
@@ -172,7 +172,9 @@ class Index:
         if self._embedder is None:
             fp = self.manifest.model
             source = fp.source.removeprefix("local:") if fp.source.startswith("local:") else fp.name
-            loaded = embedding.load(source, fp.backend)
+            # A torch-family index is queried with the default engine (fp32 ONNX when
+            # installed: the same vectors, and no torch import on a cold query).
+            loaded = embedding.load(source, None if fp.backend == "torch" else fp.backend)
             check_model(self.path, fp, loaded.fingerprint)
             self._embedder = loaded
         return self._embedder
@@ -477,7 +479,7 @@ def _check_asked_model(
     elif model is not None or backend is not None:
         # Compare weights before loading torch: the sha256 needs only the files.
         source = embedding.resolve(model or have.name)
-        asked_backend = backend or have.backend
+        asked_backend = embedding.vector_family(backend) if backend not in (None, "auto") else have.backend
         if (embedding.weights_sha256(source), asked_backend) != (have.sha256, have.backend):
             raise ModelMismatchError(
                 f"{folder} was built with {have.describe()}, not {source.name} "

@@ -159,7 +159,7 @@ def build(
             metric=metric or Metric.COSINE,
             index_type=index_type,
             index_options=index_options,
-            backend=backend or "torch",
+            backend=backend,
         )
         try:
             report = _add_some(index, records, batch_size, add_options)
