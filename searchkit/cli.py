@@ -271,7 +271,7 @@ def info_cmd(
     typer.echo(f"index type: {kind['resolved']}{asked} {params} [FAISS {kind['faiss']}]".rstrip())
     typer.echo(
         f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
-        f"max_seq_length {model['max_seq_length']}, backend {model['backend']}"
+        f"max_seq_length {model['max_seq_length']}, vectors of the {model['backend']} family"
     )
     typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
     typer.echo(f"created:    {data['created']}  updated: {data['updated']}")
