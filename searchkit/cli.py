@@ -316,7 +316,7 @@ def delete_cmd(
     with Index.open(index) as opened:
         report = opened.delete(ids)
         total = len(opened)
-    typer.echo(f"{index}: {report.deleted} deleted ({total} items left)")
+    typer.echo(f"{index}: {report.deleted} deleted ({total} items left) in {report.seconds:.2f} s")
     for note in report.notes:
         typer.echo(f"  {note}")
 

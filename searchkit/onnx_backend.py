@@ -398,8 +398,11 @@ def _write_atomically(target: Path, produce: Callable[[Path], None]) -> None:
 def _export(layout: _Layout, out: Path) -> None:
     """Export the transformer to `out`: inputs (batch, sequence) -> token embeddings."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
-    import transformers
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise ModelError(f"exporting a model to ONNX needs torch and transformers: {exc}") from exc
 
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     try:
