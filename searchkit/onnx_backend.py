@@ -191,7 +191,7 @@ def _read_layout(model_dir: Path) -> _Layout:
         if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
             raise _unsupported(model_dir, f"the module pipeline {' -> '.join(kinds)}")
         transformer_dir = model_dir / str(modules[0].get("path", ""))
-        pooling_config = _read_json(model_dir / str(modules[1]["path"]) / "config.json")
+        pooling_config = _read_json(model_dir / str(modules[1].get("path", "")) / "config.json")
         normalize = len(kinds) == 3
     else:
         # What sentence-transformers does with a plain transformers folder: mean pooling.
@@ -236,10 +236,11 @@ def _transformer_config(model_dir: Path, transformer_dir: Path) -> dict[str, Any
         "method_output_name", "last_hidden_state"
     ) not in ("last_hidden_state", None):
         raise _unsupported(model_dir, "a transformer output other than last_hidden_state")
-    for key in ("query_length", "document_length", "query_expansion", "processing_kwargs"):
-        if config.get(key):
-            raise _unsupported(model_dir, f"{key} in sentence_bert_config.json")
-    for key in ("model_args", "tokenizer_args", "config_args", "model_kwargs", "processor_kwargs"):
+    # Settings that change what the model sees or how it is loaded: none has a counterpart here.
+    for key in (
+        *("query_length", "document_length", "query_expansion", "processing_kwargs"),
+        *("model_args", "tokenizer_args", "config_args", "model_kwargs", "processor_kwargs"),
+    ):
         if config.get(key):
             raise _unsupported(model_dir, f"{key} in sentence_bert_config.json")
     return config
@@ -397,38 +398,10 @@ def _write_atomically(target: Path, produce: Callable[[Path], None]) -> None:
 
 def _export(layout: _Layout, out: Path) -> None:
     """Export the transformer to `out`: inputs (batch, sequence) -> token embeddings."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise ModelError(f"exporting a model to ONNX needs torch and transformers: {exc}") from exc
+    model = _load_for_export(layout)
+    import torch
 
-    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    try:
-        # Eager attention traces to plain MatMul/Softmax, which ONNX Runtime fuses and
-        # quantises; sdpa's kernel choice would be frozen into the trace.
-        model = transformers.AutoModel.from_pretrained(
-            str(layout.transformer_dir), attn_implementation="eager"
-        )
-    except Exception as exc:
-        raise ModelError(f"cannot load model {layout.name!r} to export it: {exc}") from exc
-    model.eval()
     takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-    class Transformer(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-            # An additive 4-D mask, passed as is: transformers' own mask builder branches on
-            # the mask's values in Python, which a trace freezes to the example batch.
-            blocked = 1.0 - attention_mask[:, None, None, :].to(torch.float32)
-            bias = blocked * torch.finfo(torch.float32).min
-            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-            return self.inner(input_ids=input_ids, attention_mask=bias, **kwargs).last_hidden_state
-
     names = ["input_ids", "attention_mask", *(["token_type_ids"] if takes_types else [])]
     # A padded example, so that nothing specific to full rows is traced.
     ids = torch.tensor([[101, 7592, 2088, 102, 0, 0], [101, 7592, 2088, 2003, 2204, 102]])
@@ -437,10 +410,11 @@ def _export(layout: _Layout, out: Path) -> None:
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, _OUTPUT]}
     try:
         with warnings.catch_warnings(), torch.no_grad():
-            # The TorchScript exporter warns that it is legacy; it needs no extra packages.
+            # The TorchScript exporter warns that it is legacy; unlike the new one, it needs
+            # no extra packages (onnxscript).
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                Transformer(model),
+                _with_additive_mask(model),
                 example,
                 str(out),
                 input_names=names,
@@ -454,6 +428,44 @@ def _export(layout: _Layout, out: Path) -> None:
         raise _unsupported(
             layout.transformer_dir, f"exporting to ONNX ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _load_for_export(layout: _Layout) -> Any:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ModelError(f"exporting a model to ONNX needs torch and transformers: {exc}") from exc
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        # Eager attention exports to plain MatMul/Softmax ops that every ONNX Runtime build runs.
+        model = transformers.AutoModel.from_pretrained(
+            str(layout.transformer_dir), attn_implementation="eager"
+        )
+    except Exception as exc:
+        raise ModelError(f"cannot load model {layout.name!r} to export it: {exc}") from exc
+    return model.eval()
+
+
+def _with_additive_mask(model: Any) -> Any:
+    """`model` taking a 0/1 attention mask and returning its last hidden state, ready to trace."""
+    import torch
+
+    class Transformer(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            # An additive 4-D mask, which transformers passes through as it is: its own mask
+            # builder branches in Python on the mask's values, and a trace would freeze those
+            # branches to the example batch (the export then gives wrong vectors).
+            blocked = 1.0 - attention_mask[:, None, None, :].to(torch.float32)
+            bias = blocked * torch.finfo(torch.float32).min
+            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            return self.inner(input_ids=input_ids, attention_mask=bias, **kwargs).last_hidden_state
+
+    return Transformer(model)
 
 
 def _quantize(fp32: Path, out: Path) -> None:
