@@ -18,6 +18,7 @@ about 7 minutes on SciFact's 5,183 documents on 2 cores.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -95,7 +96,8 @@ def ndcg_at_k(scores: np.ndarray, doc_ids: list[str], qrels: list[dict[str, int]
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return np.asarray(vectors / norms, dtype=np.float32)
 
 
 class Cache:
@@ -111,7 +113,7 @@ class Cache:
             digest.update(text.encode("utf-8") + b"\0")
         path = self.folder / f"{digest.hexdigest()[:24]}.npy"
         if path.exists():
-            return np.load(path)
+            return np.asarray(np.load(path), dtype=np.float32)
         vectors = np.asarray(encode(texts), dtype=np.float32)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, vectors)
@@ -129,14 +131,19 @@ def load_backends(names: Sequence[str]) -> tuple[dict[str, Encode], dict[str, st
     keys: dict[str, str] = {}
     for name in names:
         if name == "torch":
-            encoders[name] = lambda texts: model.encode(
-                list(texts), batch_size=32, convert_to_numpy=True, show_progress_bar=False
-            )
+
+            def encode_torch(texts: Sequence[str]) -> np.ndarray:
+                vectors = model.encode(
+                    list(texts), batch_size=32, convert_to_numpy=True, show_progress_bar=False
+                )
+                return np.asarray(vectors, dtype=np.float32)
+
+            encoders[name] = encode_torch
             keys[name] = f"torch:{sha}"
         else:
             onnx = OnnxEncoder(source.path, sha, quantized=name == "onnx-int8")
             stat = onnx.model_path.stat()
-            encoders[name] = lambda texts, onnx=onnx: onnx.encode(texts, batch_size=32)
+            encoders[name] = functools.partial(onnx.encode, batch_size=32)
             keys[name] = f"{name}:{onnx.model_path}:{stat.st_size}:{stat.st_mtime_ns}"
     return encoders, keys, model
 
@@ -219,8 +226,8 @@ def main() -> None:
         pairs = [("stsb_sentences", sts_vectors)]
         if not args.skip_scifact:
             pairs.append(("scifact_documents", doc_vectors))
-        for label, vectors in pairs:
-            cos = np.sum(vectors["onnx"] * vectors["onnx-int8"], axis=1)
+        for label, by_backend in pairs:
+            cos = np.sum(by_backend["onnx"] * by_backend["onnx-int8"], axis=1)
             agreement[label] = {"mean": round(float(cos.mean()), 5), "min": round(float(cos.min()), 5)}
         summary["int8_cosine_to_fp32"] = agreement
 
