@@ -291,6 +291,14 @@ class TinyEmbedder:
         return [False] * len(texts)
 
 
+def default_engine() -> str:
+    """The backend searchkit embeds with when none is named (torch before there was a choice)."""
+    from searchkit import embedder as embedding
+
+    choose = getattr(embedding, "default_backend", None)
+    return str(choose()) if choose is not None else "torch"
+
+
 def searchkit_ingest(path: Path, items: Sequence[dict[str, Any]], backend: str | None = None) -> None:
     """What the ingest section times: a new index, every item added, closed."""
     from searchkit.service import Index
@@ -328,7 +336,7 @@ def section_ingest(cfg: Config) -> Result:
     items = [{"id": str(i), "text": text} for i, text in enumerate(texts)]
     baseline_model = bench_baseline.load_model()
     baseline_model.encode(texts[:64], batch_size=32, show_progress_bar=False)  # first calls are slow
-    default_backend = embedding.default_backend() if hasattr(embedding, "default_backend") else "torch"
+    default_backend = default_engine()
     result: Result = {
         "data": f"{REAL} ({len(texts)} texts)",
         "texts": len(texts),
@@ -385,7 +393,7 @@ def section_cli(cfg: Config) -> Result:
         log(f"  building both stores of {len(texts)} sentences")
         searchkit_ingest(index_path, [{"id": str(i), "text": t} for i, t in enumerate(texts)])
         with Index.open(index_path) as opened:
-            backend = opened.manifest.model.backend
+            family = opened.manifest.model.backend
         bench_baseline.build(db_path, texts, bench_baseline.load_model())
         searchkit_cmd = [exe, "query", str(index_path), query]
         baseline_cmd = [sys.executable, str(SCRIPTS / "bench_baseline.py"), str(db_path), query]
@@ -406,8 +414,9 @@ def section_cli(cfg: Config) -> Result:
     agree = len(set(searchkit_top) & set(baseline_top)) / max(1, len(baseline_top))
     return {
         "data": f"{REAL} ({len(texts)} items; SPEC asks 10k, STS-B has {len(stsb_sentences())} unique); "
-        f"searchkit's default backend: {backend}",
-        "backend": backend,
+        f"searchkit's default engine {default_engine()}, vectors of the {family} family",
+        "engine": default_engine(),
+        "vector_family": family,
         "help_s": help_s,
         "help_median_s": help_median,
         "items": len(texts),
@@ -439,13 +448,14 @@ def section_warm(cfg: Config) -> Result:
     from searchkit.service import Index
 
     real = embedding.load()
+    engine = str(getattr(real, "backend", real.fingerprint.backend))
     base_texts, base = real_embeddings(cfg.base_sentences)
     queries = list(stsb_sentences()[cfg.base_sentences : cfg.base_sentences + cfg.warm_queries])
     query_vectors = _unit(real.encode(queries))
     result: Result = {
         "data": f"index: {NOISY}; queries: {len(queries)} other real STS-B sentences, "
-        f"real model ({real.fingerprint.backend} backend)",
-        "backend": real.fingerprint.backend,
+        f"real model ({engine} engine)",
+        "engine": engine,
         "queries": len(queries),
         "sizes": {},
         "table": [],
@@ -494,9 +504,9 @@ def section_warm(cfg: Config) -> Result:
         p50 = figures["with_model"]["p50_ms"]
         log(f"  {n} items: built in {build_s:.1f} s; p50 {p50:.2f} ms with the model")
         for name, label in (
-            ("with_model", "real model"),
+            ("with_model", f"with model [{engine}]"),
             ("search_only", "search only"),
-            ("encode_only", "encode"),
+            ("encode_only", f"encode only [{engine}]"),
         ):
             p50, p99 = figures[name]["p50_ms"], figures[name]["p99_ms"]
             met = p50 <= 10 and p99 <= 50 if name == "with_model" else None
@@ -742,6 +752,7 @@ def section_plot(cfg: Config, ann: Result | None) -> Result:
         return {"skipped": note, "table": [row("plot", "skipped: matplotlib missing")]}
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     runs = ann["runs"]
     sizes = sorted({r["size"] for r in runs})
@@ -750,16 +761,16 @@ def section_plot(cfg: Config, ann: Result | None) -> Result:
     colours = plt.get_cmap("tab10")
     for ax, n in zip(axes[0], sizes, strict=True):
         for i, index_type in enumerate(types):
-            points = sorted(
-                (r for r in runs if r["size"] == n and r["index_type"] == index_type), key=lambda r: r["qps"]
-            )
+            points = [r for r in runs if r["size"] == n and r["index_type"] == index_type]
             if not points:
                 continue
+            sweep = [p for p in points if not p["default"]] or points  # in parameter order
             ax.plot(
-                [p["qps"] for p in points],
-                [p["recall_at_10"] for p in points],
+                [p["qps"] for p in sweep],
+                [p["recall_at_10"] for p in sweep],
                 "o-",
                 ms=4,
+                lw=1,
                 color=colours(i),
                 label=index_type,
             )
@@ -768,6 +779,7 @@ def section_plot(cfg: Config, ann: Result | None) -> Result:
                     ax.plot(p["qps"], p["recall_at_10"], "*", ms=13, color=colours(i), mec="black")
         ax.axhline(0.95, ls="--", lw=0.8, color="grey")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
         ax.set_xlabel(f"queries/s (batches of {ann.get('queries', '?')}, log scale)")
         ax.set_ylabel("recall@10 vs exact search")
         ax.set_title(f"{n:,} x 384 vectors")
@@ -803,6 +815,8 @@ def environment(cfg: Config, sections: list[str]) -> Result:
             versions[package] = None
     config = asdict(cfg)
     config["out"] = str(cfg.out)
+    import faiss
+
     return {
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "sections": sections,
@@ -810,6 +824,8 @@ def environment(cfg: Config, sections: list[str]) -> Result:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),  # other work on the machine skews absolute figures
+        "faiss_omp_threads": faiss.omp_get_max_threads(),
         "versions": versions,
     }
 
@@ -886,6 +902,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["wall_s"] = round(time.perf_counter() - started, 1)
         result["measured_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         result["quick"] = cfg.quick
+        result["run_started"] = meta["started"]  # bench.json's "meta" is the latest run's
         done[name] = result
         log(f"   {name}: {result['wall_s']:.1f} s")
         document = {"meta": meta, "sections": {**stored, **done}}
