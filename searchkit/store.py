@@ -300,10 +300,16 @@ class Store:
     @guarded
     def sample_embeddings(self, n: int) -> Matrix:
         """Up to `n` embeddings drawn at random (to train quantisers on)."""
-        rows = self.db.execute("SELECT embedding FROM items ORDER BY random() LIMIT ?", (n,)).fetchall()
-        if not rows:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._vector(r[0]) for r in rows])
+        # Ids first: sorting whole rows by random() would sort every embedding blob.
+        ids = [r[0] for r in self.db.execute("SELECT id FROM items ORDER BY random() LIMIT ?", (n,))]
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT embedding FROM items WHERE id IN ({marks})", chunk)
+            for i, (blob,) in enumerate(rows, start=start):
+                out[i] = self._vector(blob)
+        return out
 
     @guarded
     def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:

@@ -52,8 +52,6 @@ __all__ = ["DB_FILE", "MAX_K", "Index", "storage_errors", "vectors_file"]
 DB_FILE = "index.db"
 MAX_K = 10_000
 _SNAPSHOT_ATTEMPTS = 3
-# Vectors that IVF / PQ / SQ learn their quantisers from (a random sample of the store).
-_TRAINING_SAMPLE = 50_000
 T = TypeVar("T")
 
 
@@ -426,7 +424,7 @@ class Index:
             self.store.set_config(self.manifest.config())
         vectors = _empty_vectors(self.manifest)
         if vectors.needs_training and count:
-            vectors.train(prepare(self.store.sample_embeddings(_TRAINING_SAMPLE), self.metric))
+            vectors.train(prepare(self.store.sample_embeddings(layout.training_size), self.metric))
         for ids, batch in self.store.iter_embeddings():
             vectors.add(ids, prepare(batch, self.metric))
         self.vectors = vectors
