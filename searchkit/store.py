@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import sqlite_utils
 
 from searchkit.errors import CorruptIndexError
@@ -275,7 +276,7 @@ class Store:
 
     @guarded
     def iter_embeddings(
-        self, ids: Sequence[int] | None = None, batch: int = 4096
+        self, ids: Sequence[int] | npt.NDArray[np.int64] | None = None, batch: int = 4096
     ) -> Iterator[tuple[np.ndarray, Matrix]]:
         """(ids, vectors) in batches: of every item, or of the given ids."""
         if ids is None:
@@ -290,7 +291,7 @@ class Store:
                 last = rows[-1][0]
                 yield self._batch(rows)
         else:
-            for chunk in _chunks(list(ids)):
+            for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT id, embedding FROM items WHERE id IN ({marks}) ORDER BY id"
                 rows = self.db.execute(sql, chunk).fetchall()
@@ -375,8 +376,9 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM pending WHERE run = ?", (run,)).fetchone()[0])
 
     @guarded
-    def apply(self, run: str) -> list[int]:
-        """Move `run`'s pending rows into ``items`` in one transaction; return their ids.
+    def apply(self, run: str) -> npt.NDArray[np.int64]:
+        """Move `run`'s pending rows into ``items`` in one transaction; return their ids
+        (an array: a million Python ints would cost 36 MB).
 
         An existing key keeps its id (the vector index swaps the vector); a new key
         gets a fresh one. Pending rows of other (crashed) runs are dropped with it.
@@ -401,14 +403,17 @@ class Store:
                 """,
                 (run,),
             )
-            ids = [
-                row[0]
-                for row in self.db.execute(
-                    "SELECT items.id FROM items JOIN pending USING (key) WHERE pending.run = ?"
-                    " ORDER BY items.id",
-                    (run,),
-                )
-            ]
+            ids = np.fromiter(
+                (
+                    row[0]
+                    for row in self.db.execute(
+                        "SELECT items.id FROM items JOIN pending USING (key) WHERE pending.run = ?"
+                        " ORDER BY items.id",
+                        (run,),
+                    )
+                ),
+                dtype=np.int64,
+            )
             self.db.execute("DELETE FROM pending")
             self._bump()
         return ids
@@ -476,6 +481,8 @@ def _now_sql(db: sqlite_utils.Database) -> str:
     return str(db.execute("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')").fetchone()[0])
 
 
-def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+def _chunks(values: Sequence[Any] | npt.NDArray[Any]) -> Iterator[list[Any]]:
+    """Plain Python values (sqlite3 binds no numpy ints), a bounded number at a time."""
     for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
+        part = values[start : start + _IN_CHUNK]
+        yield part.tolist() if isinstance(part, np.ndarray) else list(part)

@@ -253,11 +253,13 @@ class VectorIndex:
         vectors = faiss.vector_to_array(inner.codes).view(np.float32).reshape(self.ntotal, self.index.d)
         return self.ids(), vectors
 
-    def add(self, ids: IdArray, vectors: Matrix) -> None:
-        """Add vectors under `ids`, replacing any vector those ids already have."""
+    def add(self, ids: IdArray, vectors: Matrix, replace: bool = True) -> None:
+        """Add vectors under `ids`, replacing any vector those ids already have; with
+        `replace` False the caller promises the ids are new (the check is O(n) a call)."""
         if len(ids) == 0:
             return
-        self.remove(ids)
+        if replace:
+            self.remove(ids)
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
     def remove(self, ids: IdArray) -> int:

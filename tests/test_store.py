@@ -53,7 +53,7 @@ def store(db_path: Path) -> Iterator[Store]:
 
 def add(store: Store, run: str, *rows: PendingRow) -> list[int]:
     store.stage(run, rows)
-    return store.apply(run)
+    return store.apply(run).tolist()
 
 
 def keys_to_ids(store: Store) -> dict[str, int]:
@@ -133,7 +133,7 @@ def test_stage_then_apply_moves_rows(store: Store) -> None:
     assert store.count() == 0
     assert store.pending_count("r1") == 2
     assert store.pending_count("other") == 0
-    assert store.apply("r1") == [1, 2]
+    assert store.apply("r1").tolist() == [1, 2]
     assert store.count() == 2
     assert store.pending_count("r1") == 0
     assert list(store.iter_items()) == [
@@ -159,7 +159,7 @@ def test_apply_keeps_ids_of_existing_keys_and_gives_new_keys_new_ids(store: Stor
 def test_new_keys_get_ids_in_staging_order(store: Store) -> None:
     store.stage("r", [row("z"), row("m")])
     store.stage("r", [row("a")])
-    assert store.apply("r") == [1, 2, 3]
+    assert store.apply("r").tolist() == [1, 2, 3]
     assert keys_to_ids(store) == {"z": 1, "m": 2, "a": 3}
 
 
@@ -176,7 +176,7 @@ def test_apply_drops_pending_rows_of_other_runs(store: Store) -> None:
     store.stage("crashed", [row("x", "from a crash")])
     store.stage("r", [row("y")])
     assert store.pending_keys("crashed", ["x", "y"]) == {"x"}
-    assert store.apply("r") == [1]
+    assert store.apply("r").tolist() == [1]
     assert keys_to_ids(store) == {"y": 1}
     assert store.pending_count("crashed") == 0
     assert store.embeddings_for_hashes(["hash:from a crash"]) == {}

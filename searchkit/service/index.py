@@ -277,8 +277,9 @@ class Index:
                     if relayout or self.vectors.needs_training:
                         report.notes.append(self._rebuild_vectors())
                     else:
+                        self.vectors.remove(changed)  # once, not once a batch: O(n) each time
                         for ids, vectors in self.store.iter_embeddings(changed):
-                            self.vectors.add(ids, prepare(vectors, self.metric))
+                            self.vectors.add(ids, prepare(vectors, self.metric), replace=False)
                     self._save_vectors()
                 self._after_commit()
         report.seconds = time.perf_counter() - started
@@ -426,7 +427,7 @@ class Index:
         if vectors.needs_training and count:
             vectors.train(prepare(self.store.sample_embeddings(layout.training_size), self.metric))
         for ids, batch in self.store.iter_embeddings():
-            vectors.add(ids, prepare(batch, self.metric))
+            vectors.add(ids, prepare(batch, self.metric), replace=False)
         self.vectors = vectors
         asked = f" (asked: {self.manifest.index_type})" if self.manifest.index_type != layout.kind else ""
         return f"index type {layout.kind}{asked} for {count} items, FAISS {self.manifest.faiss}"
