@@ -173,6 +173,14 @@ def index_cmd(
     index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
     backend: BackendOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="none, sentences or paragraphs: index each piece of a text as ID#N, "
+            "with its parent, position and offsets as metadata.",
+        ),
+    ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
     """Create INDEX or add to it (upsert by id); unchanged items are not embedded again."""
@@ -194,6 +202,7 @@ def index_cmd(
             batch_size=batch_size,
             on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
             on_progress=progress,
+            split=split,
         )
     finally:
         progress.close()
@@ -207,6 +216,8 @@ def index_cmd(
         f" ({total} items); {report.embedded} embedded in {report.seconds:.1f} s"
         f" ({report.items_per_second:.0f} items/s)"
     )
+    if report.deleted:
+        typer.echo(f"  {report.deleted} piece(s) that changed texts no longer have were deleted")
     if report.duplicates:
         typer.echo(f"  {report.duplicates} duplicate id(s) in the input: the last one of each was kept")
     if report.truncated:

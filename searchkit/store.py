@@ -419,6 +419,16 @@ class Store:
         return ids
 
     @guarded
+    def piece_keys(self, parent: str) -> set[str]:
+        """The keys stored for `parent` split into pieces (``PARENT#N``), and `parent` itself."""
+        rows = self.db.execute(
+            "SELECT key FROM items WHERE key = ? OR (key > ? AND key < ?)",
+            (parent, parent + "#", parent + "$"),  # a range on the key index: "$" follows "#"
+        )
+        prefix = len(parent) + 1
+        return {key for (key,) in rows if key == parent or key[prefix:].isdigit()}
+
+    @guarded
     def delete(self, keys: Sequence[str]) -> list[int]:
         """Delete items by key in one transaction; return the ids that existed."""
         ids: list[int] = []

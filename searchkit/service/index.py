@@ -250,34 +250,46 @@ class Index:
         lock_timeout: float = 60.0,
         on_lock_wait: Callable[[], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        split: str = "none",
     ) -> WriteReport:
         """Upsert items by id: new ids are added, changed texts re-embedded, the rest left alone.
 
         `items` are `Record`s or dicts with ``text`` and optionally ``id``, ``metadata``
-        and other fields (kept as metadata).
+        and other fields (kept as metadata). `split` (``sentences`` or ``paragraphs``)
+        indexes each piece of a text as an item ``ID#N`` with metadata ``parent``,
+        ``position``, ``start`` and ``end``; pieces a changed text no longer has are deleted.
         """
         from searchkit.service import ingest
+        from searchkit.split import MODES
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise UsageError(f"batch size must be a positive integer, not {batch_size!r}")
+        if split not in MODES:
+            raise UsageError(f"unknown split mode {split!r}: choose one of {', '.join(MODES)}")
         started = time.perf_counter()
         report = WriteReport()
         with self._writing(lock_timeout, on_lock_wait):
             run = ingest.new_run()
-            records = (ingest.as_record(item, n) for n, item in enumerate(items, start=1))
+            records: Iterator[Record] = (ingest.as_record(item, n) for n, item in enumerate(items, start=1))
+            stale: list[str] = []
+            if split != "none":
+                records = ingest.pieces(records, split, self.store, stale)
             chunk = max(256, batch_size * 8)
             while batch := list(islice(records, chunk)):
                 ingest.stage(self, run, batch, batch_size, report)
                 if on_progress is not None:
                     on_progress(len(batch))
-            if self.store.pending_count(run):
+            if self.store.pending_count(run) or stale:
                 with self.store.transaction():
                     changed = self.store.apply(run)
+                    removed = np.asarray(self.store.delete(stale), dtype=np.int64)
+                    report.deleted = len(removed)
                     relayout = self._layout_for(self.store.count()).kind != self.manifest.layout.kind
                     if relayout or self.vectors.needs_training:
                         report.notes.append(self._rebuild_vectors())
                     else:
-                        self.vectors.remove(changed)  # once, not once a batch: O(n) each time
+                        # Once, not once a batch: each call is O(n).
+                        self.vectors.remove(np.concatenate([changed, removed]))
                         for ids, vectors in self.store.iter_embeddings(changed):
                             self.vectors.add(ids, prepare(vectors, self.metric), replace=False)
                     self._save_vectors()

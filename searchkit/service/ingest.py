@@ -12,20 +12,24 @@ import hashlib
 import json
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from searchkit.errors import InputError, UsageError
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST
-from searchkit.store import PendingRow
+from searchkit.split import split
+from searchkit.store import PendingRow, Store
 from searchkit.types import Metric, Record, WriteReport
 
 if TYPE_CHECKING:
     from searchkit.service.index import Index
 
-__all__ = ["as_record", "build", "content_hash", "new_run", "stage"]
+__all__ = ["SPLIT_FIELDS", "as_record", "build", "content_hash", "new_run", "pieces", "stage"]
+
+# The metadata that --split gives each piece: its parent's id, its place, its offsets.
+SPLIT_FIELDS = ("parent", "position", "start", "end")
 
 
 def content_hash(text: str) -> str:
@@ -82,6 +86,28 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
             for r, flag in zip(todo, flags, strict=True)
         ],
     )
+
+
+def pieces(records: Iterable[Record], mode: str, store: Store, stale: list[str]) -> Iterator[Record]:
+    """Each record as its sentences or paragraphs, with ids ``PARENT#0``, ``PARENT#1``, ...
+
+    Appends to `stale` the ids that a parent had before and no longer has (a text that
+    got shorter, or was indexed whole): the write deletes them with the rest.
+    """
+    for record in records:
+        clash = [name for name in SPLIT_FIELDS if name in record.metadata]
+        if clash:
+            raise InputError(
+                f"{record.source}: field {clash[0]!r} is set by --split (each piece's parent, "
+                "position and offsets); rename that field, or index without --split"
+            )
+        spans = split(record.text, mode)
+        keys = [f"{record.key}#{n}" for n in range(len(spans))]
+        stale.extend(sorted(store.piece_keys(record.key) - set(keys)))
+        for n, (span, key) in enumerate(zip(spans, keys, strict=True)):
+            metadata = {**record.metadata, "parent": record.key, "position": n}
+            metadata.update(start=span.start, end=span.end)
+            yield Record(span.text, key, metadata, record.source)
 
 
 def as_record(item: Record | dict[str, Any], number: int) -> Record:

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from searchkit import Index
+from searchkit.errors import InputError, UsageError
+from searchkit.split import split
+
+CASES = [
+    # abbreviations, initials, decimals, times
+    (
+        "Dr. Smith went to Washington. He arrived at 3.30 p.m. on Monday.",
+        ["Dr. Smith went to Washington.", "He arrived at 3.30 p.m. on Monday."],
+    ),
+    (
+        "The U.S. economy grew 2.5% in Q3. Analysts, e.g. those at J. P. Morgan, agreed.",
+        ["The U.S. economy grew 2.5% in Q3.", "Analysts, e.g. those at J. P. Morgan, agreed."],
+    ),
+    (
+        "See Fig. 2 for details. I said no. Then I left.",
+        ["See Fig. 2 for details.", "I said no.", "Then I left."],
+    ),
+    ("It costs approx. three dollars. Pay now", ["It costs approx. three dollars.", "Pay now"]),
+    ("Mix A with B, i.e. water. Stir.", ["Mix A with B, i.e. water.", "Stir."]),
+    ("Version 1.2.3 is out. Get it!", ["Version 1.2.3 is out.", "Get it!"]),
+    # quotes, brackets, ellipses, several marks
+    (
+        '"Is it raining?" she asked. "No." He left... Then it rained!',
+        ['"Is it raining?" she asked.', '"No."', "He left...", "Then it rained!"],
+    ),
+    ("Results (see Table 1.) were clear. Next.", ["Results (see Table 1.) were clear.", "Next."]),
+    ("Really?! Yes. “Quoted.” Done", ["Really?!", "Yes.", "“Quoted.”", "Done"]),
+    # Korean: no letter case, the same marks
+    (
+        "오늘은 날씨가 좋다. 내일은 비가 온대요. 정말? 네!",
+        ["오늘은 날씨가 좋다.", "내일은 비가 온대요.", "정말?", "네!"],
+    ),
+    # Chinese / Japanese full stops, no spaces
+    (
+        "今天天气很好。明天会下雨！真的吗？是的。",  # noqa: RUF001 (full-width marks on purpose)
+        ["今天天气很好。", "明天会下雨！", "真的吗？", "是的。"],  # noqa: RUF001
+    ),
+    ("「行こう。」と彼は言った。", ["「行こう。」", "と彼は言った。"]),
+    # no end mark, blank
+    ("no end mark here", ["no end mark here"]),
+    ("   ", []),
+    ("", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_sentences(text: str, expected: list[str]) -> None:
+    assert [span.text for span in split(text)] == expected
+
+
+def test_offsets_point_into_the_source() -> None:
+    text = "  First one.  Second one?\n\tThird!  "
+    spans = split(text)
+    assert [(s.start, s.end) for s in spans] == [(2, 12), (14, 25), (27, 33)]
+    assert all(text[s.start : s.end] == s.text for s in spans)
+
+
+def test_paragraphs() -> None:
+    text = "Line one.\nstill one.\n\n  Two. Two again.\n \n\n\nThree"
+    assert [s.text for s in split(text, "paragraphs")] == [
+        "Line one.\nstill one.",
+        "Two. Two again.",
+        "Three",
+    ]
+
+
+def test_none_is_the_whole_text_trimmed() -> None:
+    assert [(s.text, s.start) for s in split("  a. B.  ", "none")] == [("a. B.", 2)]
+
+
+def test_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="unknown split mode 'words'"):
+        split("a", "words")
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab A.!?。\n\"'”) 3가")), max_size=80))
+def test_pieces_are_ordered_disjoint_and_cover_every_visible_character(text: str) -> None:
+    for mode in ("sentences", "paragraphs"):
+        spans = split(text, mode)
+        covered = set()
+        last_end = 0
+        for span in spans:
+            assert span.text and span.text == span.text.strip()
+            assert text[span.start : span.end] == span.text
+            assert span.start >= last_end
+            last_end = span.end
+            covered.update(range(span.start, span.end))
+        assert {i for i, c in enumerate(text) if not c.isspace()} <= covered
+
+
+# --- through the index: Index.add(split=...) and `searchkit index --split` ------------------
+
+DOC = "Dr. Smith arrived. He was late! Nobody minded."
+
+
+def pieces_of(index: Index) -> dict[str, dict[str, Any]]:
+    return {item["id"]: item for item in index.export()}
+
+
+def test_each_sentence_becomes_an_item_with_its_parent_and_offsets(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    report = index.add([{"id": "doc", "text": DOC, "lang": "en"}], split="sentences")
+    assert report.added == 3
+    items = pieces_of(index)
+    assert list(items) == ["doc#0", "doc#1", "doc#2"]
+    assert [i["text"] for i in items.values()] == ["Dr. Smith arrived.", "He was late!", "Nobody minded."]
+    for position, item in enumerate(items.values()):
+        meta = item["metadata"]
+        assert (meta["parent"], meta["position"], meta["lang"]) == ("doc", position, "en")
+        assert DOC[meta["start"] : meta["end"]] == item["text"]
+    assert index.search("He was late!", k=1)[0].id == "doc#1"
+
+
+def test_a_shorter_text_loses_its_old_pieces_and_an_unchanged_one_embeds_nothing(
+    tmp_path: Path, tiny: Any
+) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "doc", "text": DOC}, {"id": "doc#notes", "text": "not a piece. Kept."}])
+    assert set(pieces_of(index)) == {"doc", "doc#notes"}
+    report = index.add([{"id": "doc", "text": DOC}], split="sentences")
+    # the whole-text item "doc" is replaced by its pieces; "doc#notes" is no piece of it
+    assert (report.added, report.deleted) == (3, 1)
+    assert set(pieces_of(index)) == {"doc#0", "doc#1", "doc#2", "doc#notes"}
+    embedded = tiny.texts_embedded
+    again = index.add([{"id": "doc", "text": DOC}], split="sentences")
+    assert (again.unchanged, again.deleted, tiny.texts_embedded) == (3, 0, embedded)
+    shorter = index.add([{"id": "doc", "text": "Only one now."}], split="sentences")
+    assert (shorter.updated, shorter.deleted) == (1, 2)
+    assert set(pieces_of(index)) == {"doc#0", "doc#notes"}
+    assert index.vectors.ntotal == len(index) == 2
+    assert {h.id for h in index.search("He was late!", k=10)} == {"doc#0", "doc#notes"}
+    assert index.check().ok
+
+
+def test_paragraph_pieces_in_an_index(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "p", "text": "One. Still one.\n\nTwo."}], split="paragraphs")
+    assert [i["text"] for i in pieces_of(index).values()] == ["One. Still one.", "Two."]
+
+
+def test_a_field_the_split_sets_is_refused_and_nothing_changes(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "a", "text": "Kept. As is."}], split="sentences")
+    before = pieces_of(index)
+    with pytest.raises(InputError, match="field 'parent' is set by --split"):
+        index.add([{"id": "b", "text": "New. Text.", "parent": "x"}], split="sentences")
+    assert pieces_of(index) == before
+    with pytest.raises(UsageError, match="unknown split mode 'words'"):
+        index.add([{"id": "b", "text": "x"}], split="words")
+
+
+def test_cli_split(tmp_path: Path, model: Any) -> None:
+    from typer.testing import CliRunner
+
+    from searchkit.cli import app
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text(json.dumps({"id": "d1", "text": DOC}) + "\n", encoding="utf-8")
+    out = CliRunner().invoke(app, ["index", str(tmp_path / "i"), str(source), "--split", "sentences"])
+    assert out.exit_code == 0, out.output
+    assert "3 added" in out.output
+    out = CliRunner().invoke(app, ["query", str(tmp_path / "i"), "Was he on time?", "-k", "1", "--json"])
+    assert json.loads(out.output)["hits"][0]["id"] == "d1#1"
+    bad = CliRunner().invoke(app, ["index", str(tmp_path / "i"), str(source), "--split", "words"])
+    assert bad.exit_code == 1 and "unknown split mode 'words'" in bad.output
