@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from searchkit import ModelError, StorageError, onnx_backend
+from searchkit import ModelError, StorageError, onnx_export
 from searchkit import embedder as embedding
 from searchkit.onnx_backend import OnnxEncoder
 
@@ -126,8 +126,8 @@ def test_export_is_cached(
     def fail(*args: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_backend, "_export", fail)
-    monkeypatch.setattr(onnx_backend, "_quantize", fail)
+    monkeypatch.setattr(onnx_export, "_export", fail)
+    monkeypatch.setattr(onnx_export, "_quantize", fail)
     again = OnnxEncoder(bundled[0], bundled[1], quantized=True)
     assert again.model_path == int8.model_path
     assert [path.stat().st_mtime_ns for path in files] == before
@@ -146,10 +146,10 @@ def test_a_failed_export_leaves_nothing(
     def half_then_fail(layout: object, out: Path) -> None:
         seen.append(out)
         out.write_bytes(b"half an onnx file")
-        assert not onnx_backend.onnx_path("f" * 64, False).exists()  # written beside, not in place
+        assert not onnx_export.onnx_path("f" * 64, False).exists()  # written beside, not in place
         raise ModelError("export failed")
 
-    monkeypatch.setattr(onnx_backend, "_export", half_then_fail)
+    monkeypatch.setattr(onnx_export, "_export", half_then_fail)
     with pytest.raises(ModelError, match="export failed"):
         OnnxEncoder(bundled[0], "f" * 64, quantized=True)
     folder = tmp_path / "onnx" / ("f" * 64)
