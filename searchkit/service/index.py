@@ -280,22 +280,26 @@ class Index:
                 if on_progress is not None:
                     on_progress(len(batch))
             if self.store.pending_count(run) or stale:
-                with self.store.transaction():
-                    changed = self.store.apply(run)
-                    removed = np.asarray(self.store.delete(stale), dtype=np.int64)
-                    report.deleted = len(removed)
-                    relayout = self._layout_for(self.store.count()).kind != self.manifest.layout.kind
-                    if relayout or self.vectors.needs_training:
-                        report.notes.append(self._rebuild_vectors())
-                    else:
-                        # Once, not once a batch: each call is O(n).
-                        self.vectors.remove(np.concatenate([changed, removed]))
-                        for ids, vectors in self.store.iter_embeddings(changed):
-                            self.vectors.add(ids, prepare(vectors, self.metric), replace=False)
-                    self._save_vectors()
-                self._after_commit()
+                self._commit_run(run, stale, report)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
+        """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""
+        with self.store.transaction():
+            changed = self.store.apply(run)
+            removed = np.asarray(self.store.delete(stale), dtype=np.int64)
+            report.deleted = len(removed)
+            relayout = self._layout_for(self.store.count()).kind != self.manifest.layout.kind
+            if relayout or self.vectors.needs_training:
+                report.notes.append(self._rebuild_vectors())
+            else:
+                # Once, not once a batch: each call is O(n).
+                self.vectors.remove(np.concatenate([changed, removed]))
+                for ids, vectors in self.store.iter_embeddings(changed):
+                    self.vectors.add(ids, prepare(vectors, self.metric), replace=False)
+            self._save_vectors()
+        self._after_commit()
 
     def delete(self, ids: Sequence[str], lock_timeout: float = 60.0) -> WriteReport:
         """Delete items by their ids; unknown ids are reported, not an error."""
