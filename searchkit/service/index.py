@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -82,6 +83,9 @@ class Index:
         self._embedder = embedder
         self.vectors = _empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
+        # Reads may come from several threads (the HTTP service shares one Index among
+        # them): each snapshot swaps in a generation, then uses it, as one step.
+        self._snapshot_lock = threading.RLock()
 
     # --- opening -------------------------------------------------------------
 
@@ -378,9 +382,10 @@ class Index:
 
         A writer removes the vector file of the generation before its own, so a
         snapshot that was just overtaken may find its file gone: take a new one.
+        Safe to call from several threads at once; writes are not (one writer per Index).
         """
         for _ in range(_SNAPSHOT_ATTEMPTS):
-            with self.store.transaction():
+            with self._snapshot_lock, self.store.transaction():
                 if self._sync():
                     return read()
         raise CorruptIndexError(
