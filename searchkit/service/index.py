@@ -236,7 +236,7 @@ class Index:
         data = self.manifest.to_json()
         data["path"] = str(self.path)
         data["counts"] = counts
-        data["sizes"] = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+        data["sizes"] = _file_sizes(self.path)
         return data
 
     def export(self, vectors: bool = False) -> Iterator[dict[str, Any]]:
@@ -453,6 +453,16 @@ def storage_errors(folder: Path) -> Iterator[None]:
 
 
 _REMEDY = "free disk space or fix permissions, then re-run (committed items are kept)"
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    sizes = {}
+    for path in sorted(folder.iterdir()):
+        # A writer in another thread or process may remove an old vectors file meanwhile.
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file():
+                sizes[path.name] = path.stat().st_size
+    return sizes
 
 
 def _has_files(folder: Path) -> bool:
