@@ -613,3 +613,14 @@ def test_no_request_the_schema_allows_or_forbids_gets_a_5xx(server: Server) -> N
     assert not failures, failures[:3]
     assert {status // 100 for *_, status in seen_statuses} == {2, 4}, "the fuzz reached too little"
     assert server.call("GET", "/health") == (200, {"status": "ok"})
+
+
+def test_the_load_test_script_runs_clean(server: Server, tmp_path: Path) -> None:
+    from .conftest import load_script
+
+    queries = tmp_path / "queries.txt"
+    queries.write_text("\n".join(QUERIES), encoding="utf-8")
+    loadtest = load_script("loadtest")
+    args = ["run", server.url, "fuzz", "--clients", "2", "--seconds", "1", "--queries", str(queries)]
+    writes = ["--writer", "--write-total", "8", "--write-batch", "4", "--token", TOKEN, "--json"]
+    assert loadtest.main([*args, *writes]) == 0
