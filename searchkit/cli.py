@@ -406,7 +406,7 @@ def serve_cmd(
     """Serve indexes over HTTP with the model kept warm (JSON; OpenAPI at /openapi.json)."""
     from searchkit.server.run import serve
 
-    serve(indexes, host=host, port=port, token=token)
+    serve(indexes, host=host, port=port, token=token, on_ready=lambda line: typer.echo(line, err=True))
 
 
 def _index_options(pairs: list[str] | None) -> dict[str, int]:

@@ -211,6 +211,19 @@ def test_two_served_folders_of_one_name_are_refused(tmp_path: Path) -> None:
     assert "two served indexes are named 'idx'" in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_a_taken_port_is_one_line(folders: dict[str, Path]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", str(folders["fuzz"]), "--port", str(port)])
+    assert result.exit_code == 1
+    assert (
+        result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+        and result.stderr.count("\n") == 1
+    )
+
+
 # --- limits and errors ----------------------------------------------------------------
 
 TOO_LONG = "x" * (limits.MAX_TEXT_CHARS + 1)

@@ -15,7 +15,6 @@ Every error answers ``{"error": "<one line: what went wrong and what to do>"}``:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,8 +49,6 @@ from searchkit.server.served import Shelf
 from searchkit.types import Hit, WriteReport
 
 __all__ = ["create_app", "status_for"]
-
-log = logging.getLogger("searchkit.server")
 
 # Most specific first: ModelMismatchError and CorruptIndexError are IndexFileErrors.
 _STATUS: list[tuple[type[SearchkitError], int]] = [
@@ -167,7 +164,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("searchkit: internal error on %s %s", request.method, request.url.path)
+        # Starlette re-raises it after this answer, and uvicorn logs the traceback.
         return _error(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
 

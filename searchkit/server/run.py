@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from searchkit.errors import UsageError
@@ -14,11 +13,15 @@ __all__ = ["serve"]
 
 
 def serve(
-    paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000, token: str | None = None
+    paths: Sequence[str | Path],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the indexes at `paths` until SIGTERM or Ctrl-C, then finish the requests in flight.
 
-    Port 0 takes any free port; the line on stderr says which.
+    Port 0 takes any free port; `on_ready` is told the line that says where it listens.
     """
     check_bind(host, token)
     import uvicorn
@@ -34,12 +37,11 @@ def serve(
         raise
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    print(
-        f"searchkit: serving {', '.join(sorted(shelf.indexes))} on http://{shown}:{bound} "
-        "(OpenAPI at /openapi.json; Ctrl-C or SIGTERM to stop)",
-        file=sys.stderr,
-        flush=True,
-    )
+    if on_ready is not None:
+        on_ready(
+            f"searchkit: serving {', '.join(sorted(shelf.indexes))} on http://{shown}:{bound} "
+            "(OpenAPI at /openapi.json; Ctrl-C or SIGTERM to stop)"
+        )
     # Without timeout_graceful_shutdown, uvicorn waits on SIGTERM for every request in
     # flight, so a write that has started is answered (and durable) before the exit;
     # the app's lifespan then closes the indexes.
