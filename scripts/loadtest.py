@@ -103,14 +103,19 @@ class Connection:
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
 
     def post(self, path: str, body: Any) -> tuple[int, Any]:
-        try:
-            self.conn.request("POST", path, body=json.dumps(body), headers=self.headers)
-            response = self.conn.getresponse()
-            return response.status, json.loads(response.read())
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-            raise
+        """One request; retried once on a fresh connection when the server had closed an idle one
+        (uvicorn does after 5 s): upserts, deletes and searches are all safe to repeat."""
+        for attempt in (1, 2):
+            try:
+                self.conn.request("POST", path, body=json.dumps(body), headers=self.headers)
+                response = self.conn.getresponse()
+                return response.status, json.loads(response.read())
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.conn.close()
@@ -160,36 +165,45 @@ class WriterReport:
 def writer(
     url: str, index: str, token: str | None, total: int, batch: int, until: float, report: WriterReport
 ) -> None:
-    """Upsert `total` new documents in batches spread over the run, then delete every fourth."""
+    """Upsert `total` new documents in batches spread over the run, delete every fourth, verify."""
     conn = Connection(url, token)
-    base = f"/indexes/{urllib.parse.quote(index, safe='')}/documents"
     run = f"{os.getpid()}-{int(time.time())}"
     docs = [
         {"id": f"lt-{run}-{i}", "text": f"load test {run}, document {i}: {_phrase(i)}", "metadata": {"lt": i}}
         for i in range(total)
     ]
-    batches = [docs[i : i + batch] for i in range(0, total, batch)]
-    pause = max(0.0, (until - time.monotonic()) * 0.8 / (len(batches) + 1))
-    gate = threading.Event()  # never set: a pause that is not a sleep loop
     try:
-        for chunk in batches:
-            gate.wait(pause)
-            started = time.perf_counter()
-            status, answer = conn.post(base, {"documents": chunk})
-            report.write_seconds.append(time.perf_counter() - started)
-            if status == 200:
-                report.upserted += len(chunk)
-            else:
-                report.write_errors.append(f"{status}: {answer}")
-        doomed = [d["id"] for d in docs[::4]]
-        status, answer = conn.post(f"{base}/delete", {"ids": doomed})
-        if status == 200:
-            report.deleted = int(answer["deleted"])
-        else:
-            report.write_errors.append(f"{status}: {answer}")
-        _verify(conn, index, docs, set(doomed), report)
+        doomed = _write(conn, index, docs, batch, until, report)
+        _verify(conn, index, docs, doomed, report)
+    except (OSError, http.client.HTTPException) as exc:
+        report.write_errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         conn.close()
+
+
+def _write(
+    conn: Connection, index: str, docs: list[dict[str, Any]], batch: int, until: float, report: WriterReport
+) -> set[str]:
+    base = f"/indexes/{urllib.parse.quote(index, safe='')}/documents"
+    batches = [docs[i : i + batch] for i in range(0, len(docs), batch)]
+    pause = max(0.0, (until - time.monotonic()) * 0.8 / (len(batches) + 1))
+    gate = threading.Event()  # never set: a pause that is not a sleep loop
+    for chunk in batches:
+        gate.wait(pause)
+        started = time.perf_counter()
+        status, answer = conn.post(base, {"documents": chunk})
+        report.write_seconds.append(time.perf_counter() - started)
+        if status == 200:
+            report.upserted += len(chunk)
+        else:
+            report.write_errors.append(f"{status}: {answer}")
+    doomed = [d["id"] for d in docs[::4]]
+    status, answer = conn.post(f"{base}/delete", {"ids": doomed})
+    if status == 200:
+        report.deleted = int(answer["deleted"])
+    else:
+        report.write_errors.append(f"{status}: {answer}")
+    return set(doomed)
 
 
 _WORDS = [
