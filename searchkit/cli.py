@@ -406,7 +406,11 @@ def serve_cmd(
     """Serve indexes over HTTP with the model kept warm (JSON; OpenAPI at /openapi.json)."""
     from searchkit.server.run import serve
 
-    serve(indexes, host=host, port=port, token=token, on_ready=lambda line: typer.echo(line, err=True))
+    try:
+        serve(indexes, host=host, port=port, token=token, on_ready=lambda line: typer.echo(line, err=True))
+    except KeyboardInterrupt:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again: a normal stop, not a failed write.
+        typer.echo("searchkit: stopped; every request in flight was answered", err=True)
 
 
 def _index_options(pairs: list[str] | None) -> dict[str, int]:

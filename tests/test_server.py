@@ -516,6 +516,14 @@ def test_sigterm_keeps_every_acknowledged_write(folders: dict[str, Path], tmp_pa
     assert {"before", *(d["id"] for d in docs)} <= keys
 
 
+def test_ctrl_c_is_a_normal_stop(folders: dict[str, Path]) -> None:
+    running = Server(folders["fuzz"])
+    assert running.call("GET", "/health") == (200, {"status": "ok"})
+    running.proc.send_signal(signal.SIGINT)
+    assert running.wait() == 0
+    assert running.log[-1] == "searchkit: stopped; every request in flight was answered\n", running.log
+
+
 def _locked(folder: Path) -> bool:
     lock = WriteLock(folder, timeout=0)
     if lock.try_acquire():
