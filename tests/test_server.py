@@ -547,6 +547,20 @@ def test_cli_query_through_the_server_prints_what_a_local_query_prints(
     assert remote.stdout == local.stdout == by_env.stdout
 
 
+def test_cli_query_through_the_server_sends_long_inputs_in_batches(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from searchkit.server import client
+
+    monkeypatch.setattr(client, "MAX_BATCH", 2)  # the server's limit, small enough to cross twice
+    questions = tmp_path / "questions.txt"
+    questions.write_text("\n".join(QUERIES[:5]), encoding="utf-8")
+    args = ["query", "corpus", "--input", str(questions), "-k", "1", "--json"]
+    result = CliRunner().invoke(app, [*args, "--server", server.url, "--token", TOKEN])
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["query"] for line in result.stdout.splitlines()] == QUERIES[:5]
+
+
 def test_cli_query_through_the_server_loads_nothing_heavy(server: Server, folders: dict[str, Path]) -> None:
     heavy = [
         "torch",
