@@ -635,14 +635,25 @@ def test_no_request_the_schema_allows_or_forbids_gets_a_5xx(server: Server) -> N
             strategies.append(operation.as_strategy())  # any name at all
     failures: list[str] = []
     seen_statuses: list[Any] = []
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi import checks as openapi
+
+    checks = [
+        not_a_server_error,
+        openapi.status_code_conformance,
+        openapi.content_type_conformance,
+        openapi.response_schema_conformance,
+    ]
 
     @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=st.one_of(strategies))
     def ask(case: Any) -> None:
         response = case.call(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         seen_statuses.append((case.method, case.path, response.status_code))
-        if response.status_code >= 500:
-            failures.append(f"{case.method} {case.formatted_path} {case.body!r}: {response.text}")
+        try:  # no 5xx; every status, content type and body as /openapi.json documents it
+            case.validate_response(response, checks=checks)
+        except Exception as exc:  # schemathesis raises a Failure, or a group of them
+            failures.append(f"{case.method} {case.formatted_path} {case.body!r}: {exc}")
 
     ask()
     assert not failures, failures[:3]

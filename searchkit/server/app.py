@@ -45,6 +45,17 @@ from searchkit.server.models import (
     SearchRequest,
     SimilarityRequest,
 )
+from searchkit.server.responses import (
+    ERRORS,
+    Embeddings,
+    Health,
+    IndexInfo,
+    IndexList,
+    SearchResult,
+    SearchResults,
+    SimilarityResult,
+    WriteResult,
+)
 from searchkit.server.served import Shelf
 from searchkit.types import Hit, WriteReport
 
@@ -76,6 +87,7 @@ def create_app(shelf: Shelf, token: str | None = None) -> FastAPI:
         version=__version__,
         summary="Semantic search over indexes built with searchkit.",
         lifespan=lifespan,
+        responses=ERRORS,
     )
     _add_error_handlers(app)
     _add_index_routes(app, shelf)
@@ -87,19 +99,19 @@ def create_app(shelf: Shelf, token: str | None = None) -> FastAPI:
 
 
 def _add_index_routes(app: FastAPI, shelf: Shelf) -> None:
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/indexes")
+    @app.get("/indexes", response_model=IndexList)
     def list_indexes() -> dict[str, Any]:
         return {"indexes": [shelf.get(name).info() for name in sorted(shelf.indexes)]}
 
-    @app.get("/indexes/{name}")
+    @app.get("/indexes/{name}", response_model=IndexInfo)
     def index_info(name: str) -> dict[str, Any]:
         return shelf.get(name).info()
 
-    @app.post("/indexes/{name}/search")
+    @app.post("/indexes/{name}/search", response_model=SearchResult | SearchResults)
     def search(name: str, body: SearchRequest) -> dict[str, Any]:
         """``{"query"}`` answers ``{"query", "hits"}``; ``{"queries"}`` answers ``{"results": [...]}``."""
         queries = [body.query] if body.query is not None else list(body.queries or [])
@@ -107,13 +119,13 @@ def _add_index_routes(app: FastAPI, shelf: Shelf) -> None:
         results = [_result(q, hits) for q, hits in zip(queries, found, strict=True)]
         return results[0] if body.query is not None else {"results": results}
 
-    @app.post("/indexes/{name}/documents")
+    @app.post("/indexes/{name}/documents", response_model=WriteResult)
     def upsert(name: str, body: DocumentsRequest) -> dict[str, Any]:
         """Add or update documents by id; durable when this answers."""
         report, items = shelf.get(name).upsert([d.model_dump() for d in body.documents])
         return _write_result(name, report, items)
 
-    @app.post("/indexes/{name}/documents/delete")
+    @app.post("/indexes/{name}/documents/delete", response_model=WriteResult)
     def delete(name: str, body: DeleteRequest) -> dict[str, Any]:
         """Delete documents by id; unknown ids are counted in the notes, not an error."""
         report, items = shelf.get(name).delete([str(i) for i in body.ids])
@@ -121,12 +133,12 @@ def _add_index_routes(app: FastAPI, shelf: Shelf) -> None:
 
 
 def _add_text_routes(app: FastAPI, shelf: Shelf) -> None:
-    @app.post("/similarity")
+    @app.post("/similarity", response_model=SimilarityResult)
     def similarity_matrix(body: SimilarityRequest) -> dict[str, Any]:
         """As ``searchkit similarity --json``, with the first served index's model."""
         return similarity(body.texts, to=body.to, metric=body.metric, embedder=shelf.embedder).to_json()
 
-    @app.post("/embed")
+    @app.post("/embed", response_model=Embeddings)
     def embed_texts(body: EmbedRequest) -> dict[str, Any]:
         """The embeddings of the first served index's model, in input order."""
         return {"embeddings": embed(body.texts, embedder=shelf.embedder).tolist()}
