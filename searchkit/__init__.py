@@ -27,6 +27,7 @@ from searchkit.errors import (
     ModelError,
     ModelMismatchError,
     SearchkitError,
+    ServiceError,
     StorageError,
     UsageError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "ModelMismatchError",
     "Record",
     "SearchkitError",
+    "ServiceError",
     "Similarity",
     "StorageError",
     "UsageError",

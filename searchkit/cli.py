@@ -39,6 +39,10 @@ BackendOpt = Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)]
 INDEX_TYPE_HELP = "auto (flat, then hnsw from 50,000 items), flat, hnsw, ivf, ivf-pq, sq8 or hnsw-sq8."
 INDEX_OPTION_HELP = "NAME=VALUE: m, ef_construction, ef_search (hnsw); nlist, nprobe, pq_m (ivf)."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON / JSON Lines).")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="SEARCHKIT_TOKEN", help="The server's bearer token (--server, serve)."),
+]
 MetricOpt = Annotated[str, typer.Option("--metric", help="cosine, dot, euclidean or manhattan.")]
 
 
@@ -228,30 +232,51 @@ def index_cmd(
 
 @command("query")
 def query_cmd(
-    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    index: Annotated[Path, typer.Argument(help="Index folder (with --server: its folder name).")],
     queries: Annotated[list[str] | None, typer.Argument(help="Query texts.")] = None,
     input_file: Annotated[
         str | None, typer.Option("--input", help="File with one query per line, or -.")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 10,
     model: ModelOpt = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", envvar="SEARCHKIT_SERVER", help="URL of a running searchkit serve to ask."),
+    ] = None,
+    token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find the items most similar to each query."""
-    from searchkit.service import Index
-
     texts = list(queries or []) + (_read_lines(input_file) if input_file else [])
-    with Index.open(index, model=model) as opened:
-        results = opened.search_many(texts, k=k)
+    if server:
+        results = _remote_hits(server, index.resolve().name, texts, k, token, model)
+    else:
+        from searchkit.service import Index
+
+        with Index.open(index, model=model) as opened:
+            results = [[h.to_json() for h in hits] for hits in opened.search_many(texts, k=k)]
     for text, hits in zip(texts, results, strict=True):
         if as_json:
-            _emit_json({"query": text, "hits": [h.to_json() for h in hits]})
+            _emit_json({"query": text, "hits": hits})
             continue
         typer.echo(f"Query: {text}")
         if not hits:
             typer.echo("  (no items in the index)")
         for hit in hits:
-            typer.echo(f"  {hit.rank:>3}. {hit.score:8.4f}  {hit.id}  {_one_line(hit.text)}")
+            typer.echo(f"  {hit['rank']:>3}. {hit['score']:8.4f}  {hit['id']}  {_one_line(hit['text'])}")
+
+
+def _remote_hits(
+    server: str, name: str, texts: list[str], k: int, token: str | None, model: str | None
+) -> list[list[dict[str, Any]]]:
+    from searchkit.errors import UsageError
+    from searchkit.server.client import search
+
+    if model is not None:
+        raise UsageError("--model does not go with --server: the server queries with the index's own model")
+    if not texts:
+        raise UsageError("no query given; pass a query text or --input FILE")
+    return [result["hits"] for result in search(server, name, texts, k, token)]
 
 
 def _one_line(text: str, width: int = 100) -> str:
@@ -378,6 +403,25 @@ def check_cmd(
             typer.echo(f"{index}: inconsistent; run searchkit check {index} --repair", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@command("serve")
+def serve_cmd(
+    indexes: Annotated[list[Path], typer.Argument(help="Index folders; each is named by its folder name.")],
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; beyond loopback it needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port; 0 picks a free one (stderr says which).")] = 8000,
+    token: TokenOpt = None,
+) -> None:
+    """Serve indexes over HTTP with the model kept warm (JSON; OpenAPI at /openapi.json)."""
+    from searchkit.server.run import serve
+
+    try:
+        serve(indexes, host=host, port=port, token=token, on_ready=lambda line: typer.echo(line, err=True))
+    except KeyboardInterrupt:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again: a normal stop, not a failed write.
+        typer.echo("searchkit: stopped; every request in flight was answered", err=True)
 
 
 def _index_options(pairs: list[str] | None) -> dict[str, int]:

@@ -40,12 +40,15 @@ def embed(
     model: str | None = None,
     backend: str | None = None,
     batch_size: int = 32,
+    embedder: embedding.Embedder | None = None,
 ) -> Matrix:
-    """Embed `texts` with `model` (default all-MiniLM-L6-v2): a (n, dim) float32 array."""
+    """Embed `texts` with `model` (default all-MiniLM-L6-v2), or with an `embedder` already
+    loaded: a (n, dim) float32 array."""
     texts = _check_texts(texts, "texts")
     if batch_size <= 0:
         raise UsageError(f"batch size must be a positive integer, not {batch_size}")
-    return embedding.load(model, backend).encode(texts, batch_size=batch_size)
+    encoder = embedder or embedding.load(model, backend)
+    return encoder.encode(texts, batch_size=batch_size)
 
 
 def similarity(
@@ -54,12 +57,15 @@ def similarity(
     metric: str | Metric = Metric.COSINE,
     model: str | None = None,
     backend: str | None = None,
+    embedder: embedding.Embedder | None = None,
 ) -> Similarity:
-    """Score `texts` against `to` (or against themselves): ``model.similarity``'s numbers."""
+    """Score `texts` against `to` (or against themselves): ``model.similarity``'s numbers.
+
+    `embedder`, when given, is a model already loaded (the service's), used instead of `model`."""
     metric = Metric.parse(metric)
     rows = _check_texts(texts, "texts")
     columns = _check_texts(to, "--to texts") if to else rows
-    encoder = embedding.load(model, backend)
+    encoder = embedder or embedding.load(model, backend)
     vectors = encoder.encode(list(dict.fromkeys(rows + columns)))
     position = {text: i for i, text in enumerate(dict.fromkeys(rows + columns))}
     a = vectors[[position[t] for t in rows]]

@@ -13,6 +13,7 @@ as it is; anything that is not a ``SearchkitError`` is a bug.
     │   ├── CorruptIndexError    a file of the index is damaged or disagrees with the rest
     │   └── ModelMismatchError   the index was built with a different model
     ├── LockError           another process holds the index's write lock
+    ├── ServiceError        a searchkit server cannot be reached, or refused a request
     └── StorageError        the disk refused a write: full, read-only, or failing
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "SearchkitError",
+    "ServiceError",
     "StorageError",
     "UsageError",
 ]
@@ -66,6 +68,10 @@ class ModelMismatchError(IndexFileError):
 
 class LockError(SearchkitError):
     """The index is being written by another process."""
+
+
+class ServiceError(SearchkitError):
+    """A searchkit server (``--server``) cannot be reached, or answered with an error."""
 
 
 class StorageError(SearchkitError):

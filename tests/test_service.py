@@ -272,3 +272,38 @@ def test_bad_items_through_the_api_change_nothing(tmp_path: Path, tiny: Any, ite
         index.add([item])
     assert str(caught.value).startswith(message)
     assert [i["id"] for i in index.export()] == ["keep"] and index.vectors.ntotal == 1
+
+
+def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, tiny: Any) -> None:
+    """Reads share one Index across threads; a writer (its own Index) never shows them half a write."""
+    import threading
+
+    folder = tmp_path / "idx"
+    with Index.create(folder, embedder=tiny) as writer:
+        writer.add({"id": f"r{i}", "text": f"resident {i}"} for i in range(200))
+    reader = Index.open(folder, embedder=tiny)
+    errors: list[BaseException] = []
+    sizes: set[int] = set()
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                hits = reader.search_many(["resident 3", "batch 2 item 5"], k=5)
+                assert [len(h) for h in hits] == [5, 5]
+                sizes.add(len(reader))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    with Index.open(folder, embedder=tiny) as writer:
+        for batch in range(5):
+            writer.add({"id": f"b{batch}-{i}", "text": f"batch {batch} item {i}"} for i in range(50))
+    done.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    reader.close()
+    assert not errors, errors[0]
+    assert sizes <= {200 + 50 * n for n in range(6)}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -80,6 +81,9 @@ class Index:
         self._embedder = embedder
         self.vectors = _empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
+        # Reads may come from several threads (the HTTP service shares one Index among
+        # them): each snapshot swaps in a generation, then uses it, as one step.
+        self._snapshot_lock = threading.RLock()
 
     # --- opening -------------------------------------------------------------
 
@@ -230,7 +234,7 @@ class Index:
         data = self.manifest.to_json()
         data["path"] = str(self.path)
         data["counts"] = counts
-        data["sizes"] = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+        data["sizes"] = _file_sizes(self.path)
         return data
 
     def export(self, vectors: bool = False) -> Iterator[dict[str, Any]]:
@@ -393,9 +397,10 @@ class Index:
 
         A writer removes the vector file of the generation before its own, so a
         snapshot that was just overtaken may find its file gone: take a new one.
+        Safe to call from several threads at once; writes are not (one writer per Index).
         """
         for _ in range(_SNAPSHOT_ATTEMPTS):
-            with self.store.transaction():
+            with self._snapshot_lock, self.store.transaction():
                 if self._sync():
                     return read()
         raise CorruptIndexError(
@@ -463,6 +468,16 @@ def storage_errors(folder: Path) -> Iterator[None]:
 
 
 _REMEDY = "free disk space or fix permissions, then re-run (committed items are kept)"
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    sizes = {}
+    for path in sorted(folder.iterdir()):
+        # A writer in another thread or process may remove an old vectors file meanwhile.
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file():
+                sizes[path.name] = path.stat().st_size
+    return sizes
 
 
 def _has_files(folder: Path) -> bool:

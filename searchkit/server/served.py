@@ -1,0 +1,126 @@
+"""The indexes one server holds, and the only way its routes reach them.
+
+Each index is opened twice, both sharing one loaded model:
+
+- a reader, shared by every request thread: `Index` snapshot reads are thread-safe, and
+  only the snapshot (FAISS lookup and row fetch) is serialized, not the query encoding;
+  it picks up every committed generation, the server's own or another process's
+  (`searchkit index` run beside the server), on its next read;
+- a writer, used by one request at a time (a `threading.Lock`); the index's ``flock``
+  keeps other processes out. Its write is durable when `add` / `delete` return.
+
+Names come only from the folders served, never from a request.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from searchkit import embedder as embedding
+from searchkit.errors import IndexNotFoundError, UsageError
+from searchkit.server.limits import WRITE_LOCK_TIMEOUT_S
+from searchkit.service import Index
+from searchkit.types import Hit, WriteReport
+
+__all__ = ["ServedIndex", "Shelf"]
+
+
+@dataclass
+class ServedIndex:
+    name: str
+    reader: Index
+    writer: Index
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def search(self, queries: Sequence[str], k: int, where: dict[str, Any] | None) -> list[list[Hit]]:
+        if where is None:
+            return self.reader.search_many(queries, k)
+        # The one place `where` meets the library: it passes through as soon as
+        # Index.search_many takes it (the metadata-filter branch); until then, a clean 400.
+        if "where" not in inspect.signature(Index.search_many).parameters:
+            raise UsageError(
+                "where filters are not supported by this index yet; drop 'where' from the request"
+            )
+        search_many: Any = self.reader.search_many
+        return list(search_many(queries, k, where=where))
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, **self.reader.info()}
+
+    def upsert(self, documents: list[dict[str, Any]]) -> tuple[WriteReport, int]:
+        """Add or update `documents`; the report and the item count after the write."""
+        with self.write_lock:
+            report = self.writer.add(documents, lock_timeout=WRITE_LOCK_TIMEOUT_S)
+            return report, len(self.writer)
+
+    def delete(self, ids: Sequence[str]) -> tuple[WriteReport, int]:
+        with self.write_lock:
+            report = self.writer.delete(ids, lock_timeout=WRITE_LOCK_TIMEOUT_S)
+            return report, len(self.writer)
+
+    def close(self) -> None:
+        with self.write_lock:  # a write still running in a worker thread finishes first
+            self.writer.close()
+            self.reader.close()
+
+
+class Shelf:
+    """The served indexes by name, opened together (the model loads once), closed together."""
+
+    def __init__(self, indexes: dict[str, ServedIndex]) -> None:
+        self.indexes = indexes
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path]) -> Shelf:
+        folders = _named_folders(paths)
+        opened: dict[str, ServedIndex] = {}
+        try:
+            for name, folder in folders.items():
+                reader = Index.open(folder)
+                try:
+                    # reader.embedder loads the model: once per model, however many indexes use it.
+                    opened[name] = ServedIndex(name, reader, Index.open(folder, embedder=reader.embedder))
+                except BaseException:
+                    reader.close()
+                    raise
+        except BaseException:
+            for served in opened.values():
+                served.close()
+            raise
+        return cls(opened)
+
+    def get(self, name: str) -> ServedIndex:
+        served = self.indexes.get(name)
+        if served is None:
+            known = ", ".join(sorted(self.indexes))
+            raise IndexNotFoundError(f"no index named {name!r} is served here; served: {known}")
+        return served
+
+    @property
+    def embedder(self) -> embedding.Embedder:
+        """The model of the first index served: /embed and /similarity use it."""
+        return next(iter(self.indexes.values())).reader.embedder
+
+    def close(self) -> None:
+        for served in self.indexes.values():
+            served.close()
+
+
+def _named_folders(paths: Sequence[str | Path]) -> dict[str, Path]:
+    if not paths:
+        raise UsageError("no index to serve; pass one or more index folders")
+    folders: dict[str, Path] = {}
+    for path in paths:
+        folder = Path(path).resolve()
+        if folder.name in folders:
+            raise UsageError(
+                f"two served indexes are named {folder.name!r} ({folders[folder.name]} and {folder}); "
+                "an index is named by its folder: serve one of them, or rename a folder"
+            )
+        folders[folder.name] = folder
+    return folders
