@@ -215,6 +215,15 @@ def index_cmd(
         typer.echo(f"  {note}")
 
 
+WHERE_HELP = (
+    'Metadata filter, JSON: {"genre": "news"}, {"year": {"$gte": 2010}}; $eq $ne $lt $lte $gt $gte '
+    "$in $nin $and $or (several keys: all)."
+)
+MODE_HELP = "dense (embeddings, default), keyword (BM25 over the words) or hybrid (both, fused)."
+WhereOpt = Annotated[str | None, typer.Option("--where", help=WHERE_HELP)]
+ModeOpt = Annotated[str, typer.Option("--mode", help=MODE_HELP)]
+
+
 @command("query")
 def query_cmd(
     index: Annotated[Path, typer.Argument(help="Index folder.")],
@@ -223,22 +232,31 @@ def query_cmd(
         str | None, typer.Option("--input", help="File with one query per line, or -.")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 10,
+    where: WhereOpt = None,
+    mode: ModeOpt = "dense",
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the items most similar to each query."""
+    """Find the items most similar to each query (optionally among those --where selects)."""
+    from searchkit.filters import compile_where
     from searchkit.service import Index
+    from searchkit.types import Mode
 
     texts = list(queries or []) + (_read_lines(input_file) if input_file else [])
+    compile_where(where)  # a bad filter is refused before the model loads
+    Mode.parse(mode)
     with Index.open(index, model=model) as opened:
-        results = opened.search_many(texts, k=k)
+        results = opened.search_many(texts, k=k, where=where, mode=mode)
     for text, hits in zip(texts, results, strict=True):
         if as_json:
-            _emit_json({"query": text, "hits": [h.to_json() for h in hits]})
+            _emit_json(hits.to_json(text))
             continue
-        typer.echo(f"Query: {text}")
+        how = "exact" if hits.exact else "approximate"
+        typer.echo(f"Query: {text}  [{hits.mode.value}, {how}]")
         if not hits:
-            typer.echo("  (no items in the index)")
+            typer.echo(
+                "  (no hits: no item matches)" if where or mode != "dense" else "  (no items in the index)"
+            )
         for hit in hits:
             typer.echo(f"  {hit.rank:>3}. {hit.score:8.4f}  {hit.id}  {_one_line(hit.text)}")
 
@@ -367,6 +385,51 @@ def check_cmd(
             typer.echo(f"{index}: inconsistent; run searchkit check {index} --repair", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@command("eval")
+def eval_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help='BEIR queries.jsonl: {"_id", "text"} a line.')
+    ] = None,
+    qrels: Annotated[
+        Path | None, typer.Option("--qrels", help="BEIR qrels TSV: query-id, corpus-id, score (header).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Cut-off of the metrics.")] = 10,
+    mode: ModeOpt = "dense",
+    against_exact: Annotated[
+        bool, typer.Option("--against-exact", help="No labels: recall@k of this index against exact search.")
+    ] = False,
+    sample: Annotated[
+        int, typer.Option("--sample", help="Stored items used as queries (--against-exact).")
+    ] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure answers: NDCG, MRR, recall and MAP at k on BEIR queries and qrels (item ids
+    are the index's ids), or --against-exact: an approximate index's recall against exact search."""
+    from searchkit.errors import UsageError
+    from searchkit.service import Index
+    from searchkit.service.quality import against_exact as compare
+    from searchkit.service.quality import evaluate
+
+    if against_exact:
+        with Index.open(index) as opened:
+            report = compare(opened, sample=sample, k=k)
+    else:
+        if queries is None or qrels is None:
+            raise UsageError("eval needs --queries FILE and --qrels FILE (or --against-exact)")
+        from searchkit.evaluate import read_qrels, read_queries
+
+        labels, texts = read_qrels(qrels), read_queries(queries)
+        with Index.open(index) as opened:
+            report = evaluate(opened, texts, labels, k=k, mode=mode)
+    if as_json:
+        _emit_json(report)
+        return
+    for name, value in report.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        typer.echo(f"{name + ':':<12}{shown}")
 
 
 def _index_options(pairs: list[str] | None) -> dict[str, int]:
