@@ -167,7 +167,9 @@ def index_cmd(
     ] = None,
     model: ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
-    text_field: Annotated[str, typer.Option("--text-field")] = "text",
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="The text field; title,text joins several with a space.")
+    ] = "text",
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
     index_type: Annotated[str, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = "auto",
     index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
