@@ -66,7 +66,11 @@ def keys_to_ids(store: Store) -> dict[str, int]:
 def test_migrations_create_the_tables(store: Store) -> None:
     tables = set(store.db.table_names())
     assert {"items", "pending", "state", "_searchkit_migrations"} <= tables
-    assert [r["name"] for r in store.db["_searchkit_migrations"].rows] == ["m001_initial", "m002_fulltext"]
+    assert [r["name"] for r in store.db["_searchkit_migrations"].rows] == [
+        "m001_initial",
+        "m002_fulltext",
+        "m003_metadata_index",
+    ]
     assert store.generation == 0
     assert store.count() == 0
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -445,7 +449,7 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         assert counts["items"] == 2
         assert counts["pending"] == 1
         assert counts["state"] == 2
-        assert counts["_searchkit_migrations"] == 2
+        assert counts["_searchkit_migrations"] == 3
         # The keyword index is the kind sqlite-utils (and Datasette) detect and search.
         assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "beta")] == ["b"]
         rows = sqlite_utils_cli("rows", db_path, "items")
