@@ -239,7 +239,7 @@ def test_an_index_from_before_keyword_search_gains_it(tmp_path: Path, tiny: Tiny
 def test_reciprocal_rank_fusion() -> None:
     dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
     keyword = [(3, 12.0), (4, 11.0)]
-    fused = fuse(dense, keyword, Fusion(rrf_k=60, depth=100))
+    fused = fuse(dense, keyword, Fusion(rrf_k=60, depth=100, keyword_weight=1.0))
     assert [i for i, _ in fused] == [3, 1, 2, 4]
     assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
     weighted = fuse(dense, keyword, Fusion(rrf_k=0, depth=100, dense_weight=1.0, keyword_weight=0.1))

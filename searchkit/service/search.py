@@ -51,12 +51,18 @@ _EXACT_BATCH = 4096
 @dataclass(frozen=True)
 class Fusion:
     """Reciprocal rank fusion settings: each ranking contributes weight / (rrf_k + rank)
-    for its first `depth` items. Defaults chosen on SciFact train (scripts/tune_fusion.py)."""
+    for its first `depth` items.
 
-    rrf_k: int = 60
+    Chosen on SciFact train (809 queries, scripts/tune_fusion.py): NDCG@10 is flat at
+    0.733-0.735 for rrf_k 1-3, keyword weight 1.1-1.25 and depth 50-200 (dense alone 0.660,
+    BM25 alone 0.701, the textbook rrf_k=60 with equal weights 0.710); these are its middle.
+    A small rrf_k trusts the top of each ranking, where both rankers are most precise.
+    """
+
+    rrf_k: float = 2
     depth: int = 100
     dense_weight: float = 1.0
-    keyword_weight: float = 1.0
+    keyword_weight: float = 1.1
 
 
 DEFAULT_FUSION = Fusion()
