@@ -146,19 +146,36 @@ class Store:
         self.db.conn.close()
 
     def _migrate(self) -> None:
-        migrations = self.db["_searchkit_migrations"]
-        applied = set()
-        if migrations.exists():
-            applied = {row["name"] for row in migrations.rows}
-        for name, sql in MIGRATIONS:
-            if name in applied:
-                continue
-            with self.db.atomic():
+        if self._applied() >= {name for name, _ in MIGRATIONS}:
+            return
+        # Two processes may open an older index at once: take the write lock first
+        # (BEGIN IMMEDIATE), then look again, so that each migration runs exactly once.
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            applied = self._applied()
+            for name, sql in MIGRATIONS:
+                if name in applied:
+                    continue
                 for statement in statements(sql):
-                    self.db.execute(statement)
-                self.db.table("_searchkit_migrations").insert(
-                    {"name": name, "applied_at": _now_sql(self.db)}, pk="name"
+                    conn.execute(statement)
+                if not self.db["_searchkit_migrations"].exists():
+                    conn.execute(
+                        "CREATE TABLE _searchkit_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+                    )
+                conn.execute(
+                    "INSERT INTO _searchkit_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, _now_sql(self.db)),
                 )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _applied(self) -> set[str]:
+        if not self.db["_searchkit_migrations"].exists():
+            return set()
+        return {row[0] for row in self.db.execute("SELECT name FROM _searchkit_migrations")}
 
     # --- reads -----------------------------------------------------------------
 
