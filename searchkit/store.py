@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 import sqlite_utils
 
-from searchkit.errors import CorruptIndexError
+from searchkit.errors import CorruptIndexError, StorageError
 from searchkit.filters import NUMBER_FUNCTION, Where, as_number
 from searchkit.metrics import Matrix
 from searchkit.migrations import MIGRATIONS, statements
@@ -135,6 +135,15 @@ class Store:
             self.db = sqlite_utils.Database(conn)
             self._migrate()
             self.dimension = dimension if dimension is not None else self._config_dimension()
+        except sqlite3.OperationalError as exc:
+            # Not damage: a read-only file that an older index's migration must write to,
+            # or another process holding the write lock past the timeout.
+            if conn is not None:
+                conn.close()
+            raise StorageError(
+                f"{path}: cannot open the database for this searchkit ({exc}); "
+                "open it once with write access, or retry when the writer is done"
+            ) from None
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
