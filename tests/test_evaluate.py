@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytrec_eval  # the independent implementation (dev extra): a hard import, never a silent skip
 from typer.testing import CliRunner
 
 from searchkit import Index
@@ -16,7 +17,6 @@ from searchkit.evaluate import mean_metrics, query_metrics, read_qrels, read_que
 
 from .conftest import CORPUS, TinyEmbedder
 
-pytrec_eval = pytest.importorskip("pytrec_eval")
 MEASURES = {"ndcg_cut.10", "recip_rank", "recall.10", "map_cut.10"}
 
 
