@@ -31,7 +31,7 @@ from searchkit.errors import (
     StorageError,
     UsageError,
 )
-from searchkit.types import CheckReport, Fingerprint, Hit, Metric, Record, WriteReport
+from searchkit.types import CheckReport, Fingerprint, Hit, Hits, Metric, Mode, Record, WriteReport
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
     from searchkit.compare import Similarity, embed, similarity
@@ -53,12 +53,14 @@ __all__ = [
     "CorruptIndexError",
     "Fingerprint",
     "Hit",
+    "Hits",
     "Index",
     "IndexFileError",
     "IndexNotFoundError",
     "InputError",
     "LockError",
     "Metric",
+    "Mode",
     "ModelError",
     "ModelMismatchError",
     "Record",

@@ -171,7 +171,9 @@ def index_cmd(
     ] = None,
     model: ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
-    text_field: Annotated[str, typer.Option("--text-field")] = "text",
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="The text field; title,text joins several with a space.")
+    ] = "text",
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
     index_type: Annotated[str, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = "auto",
     index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
@@ -230,6 +232,15 @@ def index_cmd(
         typer.echo(f"  {note}")
 
 
+WHERE_HELP = (
+    'Metadata filter, JSON: {"genre": "news"}, {"year": {"$gte": 2010}}; $eq $ne $lt $lte $gt $gte '
+    "$in $nin $and $or (several keys: all)."
+)
+MODE_HELP = "dense (embeddings, default), keyword (BM25 over the words) or hybrid (both, fused)."
+WhereOpt = Annotated[str | None, typer.Option("--where", help=WHERE_HELP)]
+ModeOpt = Annotated[str, typer.Option("--mode", help=MODE_HELP)]
+
+
 @command("query")
 def query_cmd(
     index: Annotated[Path, typer.Argument(help="Index folder (with --server: its folder name).")],
@@ -238,6 +249,8 @@ def query_cmd(
         str | None, typer.Option("--input", help="File with one query per line, or -.")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 10,
+    where: WhereOpt = None,
+    mode: ModeOpt = "dense",
     model: ModelOpt = None,
     server: Annotated[
         str | None,
@@ -246,29 +259,46 @@ def query_cmd(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the items most similar to each query."""
+    """Find the items most similar to each query (optionally among those --where selects)."""
+    from searchkit.filters import compile_where
+    from searchkit.types import Mode
+
     texts = list(queries or []) + (_read_lines(input_file) if input_file else [])
+    compile_where(where)  # a bad filter is refused before the model loads
+    Mode.parse(mode)
     if server:
-        results = _remote_hits(server, index.resolve().name, texts, k, token, model)
+        results = _remote_results(server, index.resolve().name, texts, k, where, mode, token, model)
     else:
         from searchkit.service import Index
 
         with Index.open(index, model=model) as opened:
-            results = [[h.to_json() for h in hits] for hits in opened.search_many(texts, k=k)]
-    for text, hits in zip(texts, results, strict=True):
+            found = opened.search_many(texts, k=k, where=where, mode=mode)
+        results = [hits.to_json(text) for text, hits in zip(texts, found, strict=True)]
+    for result in results:
         if as_json:
-            _emit_json({"query": text, "hits": hits})
+            _emit_json(result)
             continue
-        typer.echo(f"Query: {text}")
+        hits = result["hits"]
+        how = "exact" if result["exact"] else "approximate"
+        typer.echo(f"Query: {result['query']}  [{result['mode']}, {how}]")
         if not hits:
-            typer.echo("  (no items in the index)")
+            typer.echo(
+                "  (no hits: no item matches)" if where or mode != "dense" else "  (no items in the index)"
+            )
         for hit in hits:
             typer.echo(f"  {hit['rank']:>3}. {hit['score']:8.4f}  {hit['id']}  {_one_line(hit['text'])}")
 
 
-def _remote_hits(
-    server: str, name: str, texts: list[str], k: int, token: str | None, model: str | None
-) -> list[list[dict[str, Any]]]:
+def _remote_results(
+    server: str,
+    name: str,
+    texts: list[str],
+    k: int,
+    where: str | None,
+    mode: str,
+    token: str | None,
+    model: str | None,
+) -> list[dict[str, Any]]:
     from searchkit.errors import UsageError
     from searchkit.server.client import search
 
@@ -276,7 +306,7 @@ def _remote_hits(
         raise UsageError("--model does not go with --server: the server queries with the index's own model")
     if not texts:
         raise UsageError("no query given; pass a query text or --input FILE")
-    return [result["hits"] for result in search(server, name, texts, k, token)]
+    return search(server, name, texts, k, token, where=json.loads(where) if where else None, mode=mode)
 
 
 def _one_line(text: str, width: int = 100) -> str:
@@ -422,6 +452,51 @@ def serve_cmd(
     except KeyboardInterrupt:
         # uvicorn stops gracefully on Ctrl-C, then raises it again: a normal stop, not a failed write.
         typer.echo("searchkit: stopped; every request in flight was answered", err=True)
+
+
+@command("eval")
+def eval_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help='BEIR queries.jsonl: {"_id", "text"} a line.')
+    ] = None,
+    qrels: Annotated[
+        Path | None, typer.Option("--qrels", help="BEIR qrels TSV: query-id, corpus-id, score (header).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Cut-off of the metrics.")] = 10,
+    mode: ModeOpt = "dense",
+    against_exact: Annotated[
+        bool, typer.Option("--against-exact", help="No labels: recall@k of this index against exact search.")
+    ] = False,
+    sample: Annotated[
+        int, typer.Option("--sample", help="Stored items used as queries (--against-exact).")
+    ] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure answers: NDCG, MRR, recall and MAP at k on BEIR queries and qrels (item ids
+    are the index's ids), or --against-exact: an approximate index's recall against exact search."""
+    from searchkit.errors import UsageError
+    from searchkit.service import Index
+    from searchkit.service.quality import against_exact as compare
+    from searchkit.service.quality import evaluate
+
+    if against_exact:
+        with Index.open(index) as opened:
+            report = compare(opened, sample=sample, k=k)
+    else:
+        if queries is None or qrels is None:
+            raise UsageError("eval needs --queries FILE and --qrels FILE (or --against-exact)")
+        from searchkit.evaluate import read_qrels, read_queries
+
+        labels, texts = read_qrels(qrels), read_queries(queries)
+        with Index.open(index) as opened:
+            report = evaluate(opened, texts, labels, k=k, mode=mode)
+    if as_json:
+        _emit_json(report)
+        return
+    for name, value in report.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        typer.echo(f"{name + ':':<12}{shown}")
 
 
 def _index_options(pairs: list[str] | None) -> dict[str, int]:

@@ -189,9 +189,10 @@ def _read_table(
         if header is None:
             return
         header = [h.strip() for h in header]
-        if text_field not in header:
+        missing = [f for f in text_fields(text_field) if f not in header]
+        if missing:
             raise InputError(
-                f"{name}: no {text_field!r} column (columns: {', '.join(header)}); "
+                f"{name}: no {missing[0]!r} column (columns: {', '.join(header)}); "
                 "name the text column with --text-field"
             )
         ended = current[0]
@@ -215,22 +216,44 @@ def _table_name(delimiter: str) -> str:
     return "TSV" if delimiter == "\t" else "CSV"
 
 
+def text_fields(text_field: str) -> list[str]:
+    """``--text-field title,text``: several fields, joined with a space."""
+    return [f.strip() for f in text_field.split(",") if f.strip()] or [text_field]
+
+
 def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, default_key: str) -> Record:
-    if text_field not in obj:
-        raise InputError(f"{where}: no {text_field!r} field; name the text field with --text-field")
-    text = obj[text_field]
-    if not isinstance(text, str):
-        raise InputError(f"{where}: field {text_field!r} is {_json_type(text)}, not a string")
-    if not text.strip():
-        raise InputError(f"{where}: field {text_field!r} is empty; remove the record or fill it")
+    fields = text_fields(text_field)
+    if len(fields) == 1:
+        text = _text(where, obj, fields[0])
+    else:
+        # As BEIR and MTEB embed a document: (title + " " + text).strip(); a missing or
+        # null field counts as empty, as long as one of them is there.
+        if not any(f in obj for f in fields):
+            raise InputError(f"{where}: none of the fields {', '.join(fields)}; name them with --text-field")
+        text = " ".join(_text(where, obj, f, optional=True) for f in fields).strip()
+        if not text:
+            raise InputError(f"{where}: fields {text_field!r} are all empty; remove the record or fill one")
     key = default_key
     if id_field in obj and obj[id_field] not in (None, ""):
         raw_id = obj[id_field]
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
             raise InputError(f"{where}: field {id_field!r} is {_json_type(raw_id)}, not a string or integer")
         key = str(raw_id)
-    metadata = {k: v for k, v in obj.items() if k not in (text_field, id_field)}
+    metadata = {k: v for k, v in obj.items() if k not in fields and k != id_field}
     return Record(text=text, key=key, metadata=metadata, source=default_key)
+
+
+def _text(where: str, obj: dict[str, Any], field: str, optional: bool = False) -> str:
+    if field not in obj or (optional and obj[field] is None):
+        if optional:
+            return ""
+        raise InputError(f"{where}: no {field!r} field; name the text field with --text-field")
+    text = obj[field]
+    if not isinstance(text, str):
+        raise InputError(f"{where}: field {field!r} is {_json_type(text)}, not a string")
+    if not text.strip() and not optional:
+        raise InputError(f"{where}: field {field!r} is empty; remove the record or fill it")
+    return text
 
 
 def _has_lone_surrogate(obj: object) -> bool:

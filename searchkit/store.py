@@ -14,7 +14,11 @@ It knows rows, never FAISS. Tables:
   records the generation its FAISS file reflects), and ``config``, the index's
   model fingerprint, metric and index type as JSON: the manifest can always be
   rebuilt from it.
-- ``_searchkit_migrations``: the numbered schema migrations applied.
+- ``items_fts``: an FTS5 index over ``items.text`` for keyword search (BM25), kept in
+  step with ``items`` by triggers (migrations.py).
+- ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
+
+Metadata filters arrive compiled (filters.py): SQL with every value bound.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import functools
 import inspect
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,44 +38,12 @@ import numpy as np
 import numpy.typing as npt
 import sqlite_utils
 
-from searchkit.errors import CorruptIndexError
+from searchkit.errors import CorruptIndexError, StorageError
+from searchkit.filters import NUMBER_FUNCTION, Where, as_number
 from searchkit.metrics import Matrix
+from searchkit.migrations import MIGRATIONS, statements
 
 __all__ = ["PendingRow", "Store", "StoredItem"]
-
-_MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "m001_initial",
-        """
-        CREATE TABLE items (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            key TEXT NOT NULL UNIQUE,
-            text TEXT NOT NULL,
-            metadata TEXT NOT NULL DEFAULT '{}',
-            content_hash TEXT NOT NULL,
-            source TEXT,
-            truncated INTEGER NOT NULL DEFAULT 0,
-            embedding BLOB NOT NULL,
-            updated TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
-        );
-        CREATE INDEX items_content_hash ON items (content_hash);
-        CREATE TABLE pending (
-            key TEXT PRIMARY KEY,
-            run TEXT NOT NULL,
-            text TEXT NOT NULL,
-            metadata TEXT NOT NULL,
-            content_hash TEXT NOT NULL,
-            source TEXT,
-            truncated INTEGER NOT NULL,
-            embedding BLOB NOT NULL
-        );
-        CREATE INDEX pending_content_hash ON pending (content_hash);
-        CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO state (name, value) VALUES ('generation', '0');
-        INSERT INTO state (name, value) VALUES ('config', '{}');
-        """,
-    ),
-]
 
 # SQLite's default limit on bound parameters is 32766 on current builds; stay far below.
 _IN_CHUNK = 900
@@ -159,9 +132,19 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a write is on disk when commit returns, even across power loss.
             conn.execute("PRAGMA synchronous=FULL")
+            conn.create_function(NUMBER_FUNCTION, 1, as_number, deterministic=True)
             self.db = sqlite_utils.Database(conn)
             self._migrate()
             self.dimension = dimension if dimension is not None else self._config_dimension()
+        except sqlite3.OperationalError as exc:
+            # Not damage: a read-only file that an older index's migration must write to,
+            # or another process holding the write lock past the timeout.
+            if conn is not None:
+                conn.close()
+            raise StorageError(
+                f"{path}: cannot open the database for this searchkit ({exc}); "
+                "open it once with write access, or retry when the writer is done"
+            ) from None
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -173,19 +156,36 @@ class Store:
         self.db.conn.close()
 
     def _migrate(self) -> None:
-        migrations = self.db["_searchkit_migrations"]
-        applied = set()
-        if migrations.exists():
-            applied = {row["name"] for row in migrations.rows}
-        for name, sql in _MIGRATIONS:
-            if name in applied:
-                continue
-            with self.db.atomic():
-                for statement in filter(str.strip, sql.split(";")):
-                    self.db.execute(statement)
-                self.db.table("_searchkit_migrations").insert(
-                    {"name": name, "applied_at": _now_sql(self.db)}, pk="name"
+        if self._applied() >= {name for name, _ in MIGRATIONS}:
+            return
+        # Two processes may open an older index at once: take the write lock first
+        # (BEGIN IMMEDIATE), then look again, so that each migration runs exactly once.
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            applied = self._applied()
+            for name, sql in MIGRATIONS:
+                if name in applied:
+                    continue
+                for statement in statements(sql):
+                    conn.execute(statement)
+                if not self.db["_searchkit_migrations"].exists():
+                    conn.execute(
+                        "CREATE TABLE _searchkit_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+                    )
+                conn.execute(
+                    "INSERT INTO _searchkit_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, _now_sql(self.db)),
                 )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _applied(self) -> set[str]:
+        if not self.db["_searchkit_migrations"].exists():
+            return set()
+        return {row[0] for row in self.db.execute("SELECT name FROM _searchkit_migrations")}
 
     # --- reads -----------------------------------------------------------------
 
@@ -273,6 +273,61 @@ class Store:
             for id_, key, text, metadata, blob in self.db.execute(sql, chunk):
                 rows[id_] = StoredItem(id_, key, text, json.loads(metadata), self._vector(blob))
         return rows
+
+    @guarded
+    def embeddings_by_ids(self, ids: Sequence[int]) -> dict[int, Matrix]:
+        found: dict[int, Matrix] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for id_, blob in self.db.execute(f"SELECT id, embedding FROM items WHERE id IN ({marks})", chunk):
+                found[id_] = self._vector(blob)
+        return found
+
+    @guarded
+    def matching_ids(self, where: Where) -> np.ndarray:
+        """Ids of the items that the compiled filter selects, in id order."""
+        # Through the covering index on metadata (m003): the table's rows carry the embeddings.
+        sql = f"SELECT id FROM items INDEXED BY items_metadata WHERE {where.sql}"
+        rows = self.db.execute(sql, where.params).fetchall()
+        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+
+    @guarded
+    def keyword(self, query: str, limit: int, where: Where | None = None) -> list[tuple[int, float]]:
+        """(id, BM25 score) of the best `limit` items holding any word of `query`, best first.
+
+        Scores are FTS5's ``bm25()`` negated, so that higher is better. The words are
+        quoted one by one: FTS5 syntax in a query (``"``, ``*``, ``NEAR``, ``-``) is text.
+        """
+        expression = fts_query(query)
+        if not expression or limit <= 0:
+            return []
+        sql = (
+            "SELECT items_fts.rowid, bm25(items_fts) FROM items_fts JOIN items ON items.id = items_fts.rowid"
+            f" WHERE items_fts MATCH ?{f' AND {where.sql}' if where else ''}"
+            " ORDER BY bm25(items_fts), items_fts.rowid LIMIT ?"
+        )
+        params = (expression, *(where.params if where else ()), limit)
+        return [(int(id_), -float(score)) for id_, score in self.db.execute(sql, params)]
+
+    @guarded
+    def fulltext_problem(self) -> str | None:
+        """None when the keyword index agrees with ``items``, else what is wrong with it."""
+        try:
+            with self.db.atomic():
+                self.db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return None
+
+    @guarded
+    def rebuild_fulltext(self) -> None:
+        """Rebuild the keyword index (and its triggers) from ``items``."""
+        with self.db.atomic():
+            for trigger in ("items_fts_insert", "items_fts_delete", "items_fts_update"):
+                self.db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            self.db.execute("DROP TABLE IF EXISTS items_fts")
+            for statement in statements(dict(MIGRATIONS)["m002_fulltext"]):
+                self.db.execute(statement)
 
     @guarded
     def iter_embeddings(
@@ -481,6 +536,19 @@ class Store:
 
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
+
+
+# Words as FTS5's unicode61 tokenizer sees them; more than this many are dropped (the cost
+# of an OR query grows with each word, its benefit does not).
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MAX_WORDS = 64
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 expression matching any word of `text`: each word a quoted string, so
+    nothing in it is FTS5 syntax."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:_MAX_WORDS]
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 def _dump(metadata: dict[str, Any]) -> str:

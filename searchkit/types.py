@@ -8,7 +8,7 @@ from typing import Any
 
 from searchkit.errors import UsageError
 
-__all__ = ["CheckReport", "Fingerprint", "Hit", "Metric", "Record", "WriteReport"]
+__all__ = ["CheckReport", "Fingerprint", "Hit", "Hits", "Metric", "Mode", "Record", "WriteReport"]
 
 JSON = dict[str, Any]
 
@@ -39,6 +39,24 @@ class Metric(str, enum.Enum):
         return "dot" if self is Metric.DOT else self.value
 
 
+class Mode(str, enum.Enum):
+    """How a query ranks items: by embedding, by words (BM25), or both fused."""
+
+    DENSE = "dense"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+    @classmethod
+    def parse(cls, value: str | Mode) -> Mode:
+        if isinstance(value, Mode):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise UsageError(f"unknown search mode {value!r}: choose one of {names}") from None
+
+
 @dataclass(frozen=True)
 class Record:
     """One item as a reader yields it, before it has an embedding or a row id."""
@@ -66,6 +84,29 @@ class Hit:
             "score": self.score,
             "text": self.text,
             "metadata": self.metadata,
+        }
+
+
+class Hits(list[Hit]):
+    """The hits of one query, best first: a list, with what produced it.
+
+    ``exact`` is True when these are exactly the best items (exhaustive search over
+    every candidate that passes the filter), False when an approximate index chose them.
+    ``mode`` is how they were ranked; the score of a ``keyword`` hit is its BM25 score,
+    of a ``hybrid`` hit its reciprocal-rank-fusion score, of a ``dense`` hit the metric's.
+    """
+
+    def __init__(self, hits: list[Hit] | None = None, exact: bool = True, mode: Mode = Mode.DENSE) -> None:
+        super().__init__(hits or [])
+        self.exact = exact
+        self.mode = mode
+
+    def to_json(self, query: str) -> JSON:
+        return {
+            "query": query,
+            "mode": self.mode.value,
+            "exact": self.exact,
+            "hits": [hit.to_json() for hit in self],
         }
 
 

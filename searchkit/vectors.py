@@ -287,10 +287,22 @@ class VectorIndex:
         self._apply_search_params()
         return int((~mask).sum())
 
-    def search(self, queries: Matrix, k: int) -> tuple[npt.NDArray[np.float32], IdArray]:
-        """Raw FAISS (distances, ids) for each query; ids are -1 where fewer than k exist."""
+    def search(
+        self, queries: Matrix, k: int, allowed: IdArray | None = None
+    ) -> tuple[npt.NDArray[np.float32], IdArray]:
+        """Raw FAISS (distances, ids) for each query; ids are -1 where fewer than k exist.
+
+        `allowed` restricts the search to those ids (a FAISS ID selector): on a flat
+        index the result is then the exact best among them.
+        """
         k = max(1, min(k, self.ntotal))
-        distances, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        data = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is None:
+            distances, ids = self.index.search(data, k)
+        else:
+            faiss = _faiss()
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            distances, ids = self.index.search(data, k, params=faiss.SearchParameters(sel=selector))
         return distances, ids
 
     def save(self, path: Path) -> None:

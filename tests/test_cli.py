@@ -128,10 +128,24 @@ def test_query_from_input_file(demo_index: Path, tmp_path: Path) -> None:
     assert all(len(r["hits"]) == 2 for r in rows)
 
 
+def test_query_where_and_modes(demo_index: Path) -> None:
+    where = json.dumps({"topic": {"$in": ["food", "sport"]}})
+    for mode in ("dense", "keyword", "hybrid"):
+        result = run(
+            "query", demo_index, "a hot afternoon", "-k", "4", "--where", where, "--mode", mode, "--json"
+        )
+        assert result.exit_code == 0, result.output
+        row = json.loads(result.stdout)
+        assert row["mode"] == mode and row["exact"] is True
+        assert row["hits"] and all(h["metadata"]["topic"] in ("food", "sport") for h in row["hits"])
+    people = run("query", demo_index, "rain", "--where", '{"topic": "nothing"}')
+    assert people.stdout.splitlines() == ["Query: rain  [dense, exact]", "  (no hits: no item matches)"]
+
+
 def test_query_for_people(demo_index: Path) -> None:
     result = run("query", demo_index, "It's so sunny outside!", "-k", "1")
     assert result.exit_code == 0
-    assert result.stdout.splitlines()[0] == "Query: It's so sunny outside!"
+    assert result.stdout.splitlines()[0] == "Query: It's so sunny outside!  [dense, exact]"
     assert "weather-002" in result.stdout and "1.0000" in result.stdout
 
 
@@ -334,6 +348,38 @@ BAD = [
         {},
         ["index", "{tmp}/new", "-", "--model", "{tmp}/no-model"],
         "no model folder at {tmp}/no-model",
+    ),
+    (
+        "where not json",
+        {},
+        ["query", "{idx}", "weather", "--where", '{{"topic": '],
+        "--where is not valid JSON (Expecting value at character 10)",
+    ),
+    (
+        "where unknown operator",
+        {},
+        ["query", "{idx}", "weather", "--where", '{{"topic": {{"$like": "w%"}}}}'],
+        "--where: unknown operator '$like'",
+    ),
+    (
+        "where wrong type",
+        {},
+        ["query", "{idx}", "weather", "--where", '{{"year": {{"$gt": [1]}}}}'],
+        "--where: $gt takes a string, number or boolean, not an array",
+    ),
+    ("unknown mode", {}, ["query", "{idx}", "weather", "--mode", "fuzzy"], "unknown search mode 'fuzzy'"),
+    ("eval without labels", {}, ["eval", "{idx}"], "eval needs --queries FILE and --qrels FILE"),
+    (
+        "eval missing qrels",
+        {"q.jsonl": b'{"_id": "1", "text": "rain"}\n'},
+        ["eval", "{idx}", "--queries", "{tmp}/q.jsonl", "--qrels", "{tmp}/none.tsv"],
+        "{tmp}/none.tsv: no such file",
+    ),
+    (
+        "eval disjoint files",
+        {"q.jsonl": b'{"_id": "1", "text": "rain"}\n', "r.tsv": b"query-id\tcorpus-id\tscore\n2\tx\t1\n"},
+        ["eval", "{idx}", "--queries", "{tmp}/q.jsonl", "--qrels", "{tmp}/r.tsv"],
+        "no query in the qrels file has a text in the queries file",
     ),
     (
         "batch size zero",

@@ -247,6 +247,13 @@ DAMAGE = {
         "manifest: metric disagrees with the database",
     ),
     "manifest garbage": (lambda f: (f / "manifest.json").write_text("{not json"), "manifest: "),
+    "keyword index out of step": (
+        lambda f: _sql(
+            f, "INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', 5, 'text number 4')"
+        ),
+        "keyword index: ",
+    ),
+    "keyword index dropped": (lambda f: _sql(f, "DROP TABLE items_fts"), "keyword index: "),
     "bad embedding": (
         lambda f: _sql(f, "UPDATE items SET embedding = x'0000' WHERE key = 'k1'"),
         "database: 1 stored embedding(s) of the wrong size",
@@ -278,6 +285,7 @@ def test_check_finds_damage_and_repair_restores_it(damage: str, healthy: Path, t
     assert snapshot(healthy)["items"] == before
     with Index.open(healthy, embedder=tiny) as index:
         assert index.search("text number 12", k=1)[0].id == "k12"
+        assert [h.id for h in index.search("text number 12", k=1, mode="keyword")] == ["k12"]
 
 
 def test_check_cli_exit_codes(healthy: Path, tiny: Any) -> None:

@@ -206,6 +206,35 @@ def test_custom_text_and_id_fields(tmp_path: Path) -> None:
     ]
 
 
+def test_several_text_fields_join_as_beir_does(tmp_path: Path) -> None:
+    """--text-field title,text: (title + " " + text).strip(), as BEIR and MTEB embed a document."""
+    j = write(
+        tmp_path / "corpus.jsonl",
+        '{"_id": "d1", "title": "A title", "text": "the body", "metadata": {}}\n'
+        '{"_id": "d2", "title": "", "text": "no title"}\n'
+        '{"_id": "d3", "text": "title missing"}\n'
+        '{"_id": "d4", "title": "only a title", "text": null}\n',
+    )
+    got = read(j, text_field="title,text", id_field="_id")
+    assert [(r.key, r.text) for r in got] == [
+        ("d1", "A title the body"),
+        ("d2", "no title"),
+        ("d3", "title missing"),
+        ("d4", "only a title"),
+    ]
+    assert got[0].metadata == {"metadata": {}}
+    c = write(tmp_path / "a.csv", "id,title,text\n1,T,body\n")
+    assert [r.text for r in read(c, text_field="title,text")] == ["T body"]
+    with pytest.raises(InputError, match="fields 'title,text' are all empty"):
+        read(write(tmp_path / "e.jsonl", '{"title": " ", "text": ""}\n'), text_field="title,text")
+    with pytest.raises(InputError, match="none of the fields title, text"):
+        read(write(tmp_path / "n.jsonl", '{"body": "x"}\n'), text_field="title,text")
+    with pytest.raises(InputError, match="field 'title' is a number, not a string"):
+        read(write(tmp_path / "t.jsonl", '{"title": 5, "text": "x"}\n'), text_field="title,text")
+    with pytest.raises(InputError, match="no 'title' column"):
+        read(write(tmp_path / "b.csv", "id,text\n1,x\n"), text_field="title,text")
+
+
 # --- BOM -------------------------------------------------------------------------
 
 

@@ -137,18 +137,35 @@ def hits_of(result: dict[str, Any]) -> list[tuple[str, float]]:
 # --- answers ----------------------------------------------------------------------------
 
 
-def test_search_answers_equal_the_python_api(server: Server, folders: dict[str, Path]) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"where": {"topic": "weather"}},
+        {"mode": "hybrid"},
+        {"mode": "keyword", "where": {"topic": {"$in": ["weather", "food"]}}},
+    ],
+)
+def test_search_answers_equal_the_python_api(
+    server: Server, folders: dict[str, Path], options: dict[str, Any]
+) -> None:
     with Index.open(folders["corpus"]) as index:
-        expected = [[h.to_json() for h in hits] for hits in index.search_many(QUERIES, k=5)]
-    status, batch = server.call("POST", "/indexes/corpus/search", {"queries": QUERIES, "k": 5})
+        found = index.search_many(QUERIES, k=5, **options)
+    # keyword mode finds only items sharing a word with the query
+    assert all(len(hits) == 5 for hits in found) or options.get("mode") == "keyword"
+    assert any(found)
+    expected = [hits.to_json(q)["hits"] for q, hits in zip(QUERIES, found, strict=True)]
+    status, batch = server.call("POST", "/indexes/corpus/search", {"queries": QUERIES, "k": 5, **options})
     assert status == 200
     assert [r["query"] for r in batch["results"]] == QUERIES
+    for result, hits in zip(batch["results"], found, strict=True):
+        assert (result["mode"], result["exact"]) == (hits.mode.value, hits.exact)
     for result, hits in zip(batch["results"], expected, strict=True):
         assert [h["id"] for h in result["hits"]] == [h["id"] for h in hits]
         assert [h["text"] for h in result["hits"]] == [h["text"] for h in hits]
         assert [h["metadata"] for h in result["hits"]] == [h["metadata"] for h in hits]
         assert [h["score"] for h in result["hits"]] == pytest.approx([h["score"] for h in hits], abs=1e-5)
-    status, single = server.call("POST", "/indexes/corpus/search", {"query": QUERIES[0], "k": 5})
+    status, single = server.call("POST", "/indexes/corpus/search", {"query": QUERIES[0], "k": 5, **options})
     assert status == 200 and single == batch["results"][0]
 
 
@@ -277,10 +294,11 @@ TOO_MANY = ["q"] * (limits.MAX_BATCH + 1)
         (
             "POST",
             "/indexes/corpus/search",
-            {"query": "x", "where": {"topic": "weather"}},
+            {"query": "x", "where": {"topic": {"$regex": "w.*"}}},
             400,
-            "where filters",
+            "$regex",
         ),
+        ("POST", "/indexes/corpus/search", {"query": "x", "mode": "sparse"}, 422, "mode"),
         (
             "POST",
             "/indexes/scratch/documents",

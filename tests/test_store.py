@@ -63,10 +63,51 @@ def keys_to_ids(store: Store) -> dict[str, int]:
 # --- migrations ------------------------------------------------------------------
 
 
+def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    store = Store(db_path, DIM, create=True)
+    add(store, "r", row("a", "old words here"))
+    store.close()
+    conn = sqlite3.connect(db_path)  # back to the m001 schema, as an older searchkit left it
+    conn.executescript(
+        "DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_delete; DROP TRIGGER items_fts_update;"
+        "DROP TABLE items_fts; DROP INDEX items_metadata;"
+        "DELETE FROM _searchkit_migrations WHERE name != 'm001_initial';"
+    )
+    conn.close()
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Store(db_path, DIM).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store = Store(db_path, DIM)
+    try:
+        names = [r[0] for r in store.db.execute("SELECT name FROM _searchkit_migrations ORDER BY name")]
+        assert names == ["m001_initial", "m002_fulltext", "m003_metadata_index"]
+        assert [i for i, _ in store.keyword("words", 5)] == [1]
+    finally:
+        store.close()
+
+
 def test_migrations_create_the_tables(store: Store) -> None:
     tables = set(store.db.table_names())
     assert {"items", "pending", "state", "_searchkit_migrations"} <= tables
-    assert [r["name"] for r in store.db["_searchkit_migrations"].rows] == ["m001_initial"]
+    assert [r["name"] for r in store.db["_searchkit_migrations"].rows] == [
+        "m001_initial",
+        "m002_fulltext",
+        "m003_metadata_index",
+    ]
     assert store.generation == 0
     assert store.count() == 0
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -445,7 +486,9 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         assert counts["items"] == 2
         assert counts["pending"] == 1
         assert counts["state"] == 2
-        assert counts["_searchkit_migrations"] == 1
+        assert counts["_searchkit_migrations"] == 3
+        # The keyword index is the kind sqlite-utils (and Datasette) detect and search.
+        assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "beta")] == ["b"]
         rows = sqlite_utils_cli("rows", db_path, "items")
         assert [(r["id"], r["key"], r["text"]) for r in rows] == [(1, "a", "text of a"), (2, "b", "beta")]
         assert [json.loads(r["metadata"]) for r in rows] == [{"lang": "en"}, {}]

@@ -57,7 +57,7 @@ from searchkit.server.responses import (
     WriteResult,
 )
 from searchkit.server.served import Shelf
-from searchkit.types import Hit, WriteReport
+from searchkit.types import WriteReport
 
 __all__ = ["create_app", "status_for"]
 
@@ -115,8 +115,8 @@ def _add_index_routes(app: FastAPI, shelf: Shelf) -> None:
     def search(name: str, body: SearchRequest) -> dict[str, Any]:
         """``{"query"}`` answers ``{"query", "hits"}``; ``{"queries"}`` answers ``{"results": [...]}``."""
         queries = [body.query] if body.query is not None else list(body.queries or [])
-        found = shelf.get(name).search(queries, body.k, body.where)
-        results = [_result(q, hits) for q, hits in zip(queries, found, strict=True)]
+        found = shelf.get(name).search(queries, body.k, body.where, body.mode)
+        results = [hits.to_json(q) for q, hits in zip(queries, found, strict=True)]
         return results[0] if body.query is not None else {"results": results}
 
     @app.post("/indexes/{name}/documents", response_model=WriteResult)
@@ -142,10 +142,6 @@ def _add_text_routes(app: FastAPI, shelf: Shelf) -> None:
     def embed_texts(body: EmbedRequest) -> dict[str, Any]:
         """The embeddings of the first served index's model, in input order."""
         return {"embeddings": embed(body.texts, embedder=shelf.embedder).tolist()}
-
-
-def _result(query: str, hits: Sequence[Hit]) -> dict[str, Any]:
-    return {"query": query, "hits": [hit.to_json() for hit in hits]}
 
 
 def _write_result(name: str, report: WriteReport, items: int) -> dict[str, Any]:

@@ -21,13 +21,23 @@ __all__ = ["search"]
 
 
 def search(
-    server: str, index: str, queries: Sequence[str], k: int, token: str | None = None, timeout: float = 60
+    server: str,
+    index: str,
+    queries: Sequence[str],
+    k: int,
+    token: str | None = None,
+    timeout: float = 60,
+    where: dict[str, Any] | None = None,
+    mode: str = "dense",
 ) -> list[dict[str, Any]]:
-    """``{"query", "hits"}`` for each query, asked of the index named `index` at `server`."""
+    """``{"query", "mode", "exact", "hits"}`` for each query, asked of the index named
+    `index` at `server`."""
     path = f"/indexes/{urllib.parse.quote(index, safe='')}/search"
     results: list[dict[str, Any]] = []
     for start in range(0, len(queries), MAX_BATCH):  # the server's limit per request
-        body = {"queries": list(queries[start : start + MAX_BATCH]), "k": k}
+        body = {"queries": list(queries[start : start + MAX_BATCH]), "k": k, "mode": mode}
+        if where is not None:
+            body["where"] = where
         results.extend(post(server, path, body, token, timeout)["results"])
     return results
 

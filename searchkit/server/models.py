@@ -4,7 +4,7 @@ fields are refused, so a typo is a 422 rather than a silently ignored option; th
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -44,6 +44,9 @@ class SearchRequest(_Body):
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
     where: dict[str, Any] | None = Field(
         None, description="A metadata filter, as `searchkit query --where` takes it."
+    )
+    mode: Literal["dense", "keyword", "hybrid"] = Field(
+        "dense", description="How to rank: embeddings, BM25 keywords, or both fused."
     )
 
     @model_validator(mode="after")

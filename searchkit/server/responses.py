@@ -37,7 +37,11 @@ class HitOut(BaseModel):
 
 
 class SearchResult(BaseModel):
+    """As one line of ``searchkit query --json``."""
+
     query: str
+    mode: str
+    exact: bool
     hits: list[HitOut]
 
 

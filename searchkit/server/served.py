@@ -14,7 +14,6 @@ Names come only from the folders served, never from a request.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from searchkit import embedder as embedding
 from searchkit.errors import IndexNotFoundError, UsageError
 from searchkit.server.limits import WRITE_LOCK_TIMEOUT_S
 from searchkit.service import Index
-from searchkit.types import Hit, WriteReport
+from searchkit.types import Hits, WriteReport
 
 __all__ = ["ServedIndex", "Shelf"]
 
@@ -37,17 +36,8 @@ class ServedIndex:
     writer: Index
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def search(self, queries: Sequence[str], k: int, where: dict[str, Any] | None) -> list[list[Hit]]:
-        if where is None:
-            return self.reader.search_many(queries, k)
-        # The one place `where` meets the library: it passes through as soon as
-        # Index.search_many takes it (the metadata-filter branch); until then, a clean 400.
-        if "where" not in inspect.signature(Index.search_many).parameters:
-            raise UsageError(
-                "where filters are not supported by this index yet; drop 'where' from the request"
-            )
-        search_many: Any = self.reader.search_many
-        return list(search_many(queries, k, where=where))
+    def search(self, queries: Sequence[str], k: int, where: dict[str, Any] | None, mode: str) -> list[Hits]:
+        return self.reader.search_many(queries, k, where=where, mode=mode)
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, **self.reader.info()}

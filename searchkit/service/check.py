@@ -1,9 +1,10 @@
 """``check`` and ``check --repair``: do the manifest, the FAISS file and SQLite agree?
 
 SQLite is the source of truth. Repair never invents items: it rebuilds the vectors
-from the stored embeddings (re-embedding only rows whose stored vector is damaged),
-rewrites the manifest from the store's config, and clears leftovers of crashed
-writes. A damaged database cannot be repaired from the other files; check says so.
+from the stored embeddings (re-embedding only rows whose stored vector is damaged) and
+the keyword index from the stored texts, rewrites the manifest from the store's config,
+and clears leftovers of crashed writes. A damaged database cannot be repaired from the
+other files; check says so.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from searchkit.types import CheckReport
 from searchkit.vectors import VectorIndex
 
 __all__ = ["check"]
+
+_KEYWORD = "keyword index"
 
 
 def check(
@@ -105,6 +108,9 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
     if malformed:
         report.problems.append(f"database: {len(malformed)} stored embedding(s) of the wrong size")
     _inspect_vectors(folder, store, expected, report, skip=set(malformed))
+    fulltext = store.fulltext_problem()
+    if fulltext:
+        report.problems.append(f"{_KEYWORD}: {fulltext}")
     pending = store.pending_total()
     if pending:
         report.notes.append(f"{pending} staged row(s) of an interrupted ingest (reused by the next one)")
@@ -178,7 +184,10 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
         else:
             leftover.unlink(missing_ok=True)
         report.repaired.append(f"removed {leftover.name}")
-    if report.problems:
+    if any(p.startswith(_KEYWORD) for p in report.problems):
+        store.rebuild_fulltext()
+        report.repaired.append("rebuilt the keyword index (items_fts) from the items")
+    if any(not p.startswith(_KEYWORD) for p in report.problems):
         with store.transaction():
             index._rebuild_vectors()
             index._save_vectors()

@@ -31,7 +31,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -43,15 +43,15 @@ from searchkit import embedder as embedding
 from searchkit.errors import CorruptIndexError, ModelMismatchError, StorageError, UsageError
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
-from searchkit.metrics import pairwise, prepare
+from searchkit.metrics import prepare
+from searchkit.service.search import MAX_K
 from searchkit.store import Store
-from searchkit.types import Fingerprint, Hit, Metric, Record, WriteReport
+from searchkit.types import Fingerprint, Hits, Metric, Mode, Record, WriteReport
 from searchkit.vectors import Layout, VectorIndex, plan
 
 __all__ = ["DB_FILE", "MAX_K", "Index", "storage_errors", "vectors_file"]
 
 DB_FILE = "index.db"
-MAX_K = 10_000
 _SNAPSHOT_ATTEMPTS = 3
 T = TypeVar("T")
 
@@ -186,41 +186,34 @@ class Index:
     def __len__(self) -> int:
         return self._synced(self.store.count)
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        """The `k` items most similar to `query`, best first."""
-        return self.search_many([query], k)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        where: Mapping[str, Any] | str | None = None,
+        mode: str | Mode = Mode.DENSE,
+    ) -> Hits:
+        """The `k` items most similar to `query`, best first.
 
-    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        """Search several queries with one embedding call and one FAISS call."""
-        k = _check_k(k)
-        queries = _check_queries(queries)
-        query_vectors = self.embedder.encode(queries)
+        `where` filters on metadata (Chroma's vocabulary, see filters.py) before the
+        nearest-neighbour search; `mode` is ``dense``, ``keyword`` (BM25) or ``hybrid``.
+        The result is a list of `Hit`s whose ``exact`` says whether it is exactly the best.
+        """
+        return self.search_many([query], k, where=where, mode=mode)[0]
 
-        def nearest() -> tuple[np.ndarray, dict[int, Any]]:
-            if self.vectors.ntotal == 0:
-                return np.zeros((len(queries), 0), dtype=np.int64), {}
-            fetch = min(MAX_K, k * self.manifest.layout.overfetch)
-            _, ids = self.vectors.search(prepare(query_vectors, self.metric), fetch)
-            return ids, self.store.items_by_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        where: Mapping[str, Any] | str | None = None,
+        mode: str | Mode = Mode.DENSE,
+    ) -> list[Hits]:
+        """Search several queries with one embedding call and one FAISS call (per step)."""
+        from searchkit.service.search import search
 
-        ids, rows = self._synced(nearest)
-        results: list[list[Hit]] = []
-        for vector, row_ids in zip(query_vectors, ids, strict=True):
-            found = [rows[int(i)] for i in row_ids if int(i) in rows]
-            if not found:
-                results.append([])
-                continue
-            # Exact scores from the stored embeddings: FAISS's L2 path works on the
-            # squared expansion, whose rounding shows near zero distance.
-            scores = pairwise(vector[None, :], np.stack([r.embedding for r in found]), self.metric)[0]
-            order = np.argsort(-scores, kind="stable")[:k]
-            results.append(
-                [
-                    Hit(rank, found[j].key, float(scores[j]), found[j].text, found[j].metadata)
-                    for rank, j in enumerate(order, start=1)
-                ]
-            )
-        return results
+        return search(self, queries, k, where=where, mode=mode)
 
     def info(self) -> dict[str, Any]:
         """The manifest, the live counts and the size of each file."""
@@ -515,23 +508,3 @@ def _check_asked_model(
                 f"{folder} was built with {have.describe()}, not {source.name} "
                 f"({asked_backend}); query it with its own model, or build a new index"
             )
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise UsageError(f"k must be a positive integer, not {k!r}")
-    if k > MAX_K:
-        raise UsageError(f"k must be at most {MAX_K}, not {k}")
-    return k
-
-
-def _check_queries(queries: Sequence[str]) -> list[str]:
-    if isinstance(queries, str):
-        queries = [queries]
-    queries = list(queries)
-    if not queries:
-        raise UsageError("no query given; pass a query text or --input FILE")
-    for query in queries:
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("queries must be non-empty strings")
-    return queries
