@@ -5,7 +5,7 @@ These machines are noisy, so every figure is a median of several repeats and, wh
 spec compares, a ratio against a baseline measured in the same run on the same data,
 alternated with it (A B A B ...).
 
-    .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,plot]
+    .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot]
         [--sizes 10000,100000,1000000] [--warm-sizes 10000,100000]
         [--memory-sizes 100000,1000000] [--out bench-results/]
 
@@ -26,6 +26,8 @@ embeddings or synthetic ones) and "table" (rows for the summary printed at the e
           search parameter where the index has one (efSearch, nprobe). Noisy copies.
   memory  peak RSS of a streamed ingest of short lines with a trivial 16-dim embedder
           (synthetic vectors), large against small: the growth against the vectors' bytes.
+  recall  recall@10 of the default HNSW and IVF against flat through Index.search, on 3,000
+          real sentences with 500 other real sentences as queries (the real model).
   plot    recall@10 against queries/s from the ann results: OUT/recall_qps.png.
 
 A section run alone merges its result into an existing bench.json (plot alone plots the
@@ -105,6 +107,7 @@ class Config:
     help_runs: int
     base_sentences: int
     ann_base_sentences: int
+    recall_items: int
     warm_queries: int
     ann_queries: int
 
@@ -138,6 +141,7 @@ def make_config(args: argparse.Namespace) -> Config:
         help_runs=10,
         base_sentences=500 if quick else 3000,
         ann_base_sentences=500 if quick else 30_000,
+        recall_items=500 if quick else 3_000,
         warm_queries=100 if quick else 500,
         ann_queries=200 if quick else 1000,
     )
@@ -782,6 +786,58 @@ def section_memory(cfg: Config) -> Result:
     }
 
 
+def section_recall(cfg: Config) -> Result:
+    """Recall@10 of the default HNSW and IVF settings against flat, through Index.search, on
+    real sentences: 3,000 indexed, 500 others as queries (SciFact abstract sentences beyond
+    the ANN section's base, so none of them was used to choose a setting)."""
+    from searchkit import embedder as embedding
+    from searchkit.service import Index
+
+    pool = sentence_pool()
+    start = cfg.ann_base_sentences + 5_000
+    texts, queries = pool[start : start + cfg.recall_items], list(pool[start + cfg.recall_items :][:500])
+    real = embedding.load()
+    vectors = _unit(real.encode(list(texts)))
+    found: dict[str, list[list[str]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-recall-") as tmp:
+        for index_type in ("flat", "hnsw", "ivf"):
+            index = Index.create(
+                Path(tmp) / index_type,
+                index_type=index_type,
+                embedder=ReplayEmbedder(real.fingerprint, texts, vectors),
+            )
+            index.add({"id": str(i), "text": t} for i, t in enumerate(texts))
+            index.close()
+            with Index.open(Path(tmp) / index_type, embedder=real) as opened:
+                layout = opened.manifest.layout
+                found[index_type] = [[h.id for h in hits] for hits in opened.search_many(queries, k=K)]
+            log(f"  {index_type}: {layout}")
+    figures = {
+        kind: float(
+            np.mean([len(set(a) & set(b)) / K for a, b in zip(found[kind], found["flat"], strict=True)])
+        )
+        for kind in ("hnsw", "ivf")
+    }
+    return {
+        "data": f"{REAL}: {len(texts)} indexed, {len(queries)} other sentences as queries, real model",
+        "recall_at_10": figures,
+        "table": [
+            row(
+                f"recall@10 vs flat, {len(texts):,} real sentences: hnsw",
+                f"{figures['hnsw']:.3f}",
+                target=">= 0.95",
+                met=figures["hnsw"] >= 0.95,
+            ),
+            row(
+                f"recall@10 vs flat, {len(texts):,} real sentences: ivf",
+                f"{figures['ivf']:.3f}",
+                target=">= 0.90",
+                met=figures["ivf"] >= 0.90,
+            ),
+        ],
+    }
+
+
 def section_plot(cfg: Config, ann: Result | None) -> Result:
     """recall@10 against queries/s, one curve per index type, one panel per size."""
     if not ann or not ann.get("runs"):
@@ -840,6 +896,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "warm": lambda cfg, done: section_warm(cfg),
     "ann": lambda cfg, done: section_ann(cfg),
     "memory": lambda cfg, done: section_memory(cfg),
+    "recall": lambda cfg, done: section_recall(cfg),
     "plot": lambda cfg, done: section_plot(cfg, done.get("ann")),
 }
 
