@@ -15,9 +15,9 @@ embeddings or synthetic ones) and "table" (rows for the summary printed at the e
 
   ingest  items/s of Index.create + Index.add against scripts/bench_baseline.py's build()
           (sentence-transformers encode + FAISS flat + sqlite3), model loaded beforehand;
-          one row per backend in searchkit.embedder.BACKENDS. Real STS-B sentences.
+          one row per backend in searchkit.embedder.BACKENDS. Real STS-B and SciFact sentences.
   cli     `searchkit --help` wall time; cold `searchkit query` (a new process each time)
-          against the hand-written scripts/bench_baseline.py, on real STS-B sentences.
+          against the hand-written scripts/bench_baseline.py, on real sentences (10,000).
   warm    Index.search latency, one query at a time, after warm-up: with the real model
           encoding each query, the search alone, and the encoding alone. The indexed
           vectors are noisy copies of real embeddings (see noisy_copies); queries are real.
@@ -882,7 +882,9 @@ def section_plot(cfg: Config, ann: Result | None) -> Result:
         ax.set_title(f"{n:,} x 384 vectors")
         ax.grid(True, which="both", lw=0.3)
         ax.legend(fontsize=8, title="* = default setting", title_fontsize=8)
-    fig.suptitle("searchkit ANN: noisy copies of real MiniLM embeddings of STS-B sentences", fontsize=10)
+    fig.suptitle(
+        "searchkit ANN: noisy copies of real MiniLM embeddings of STS-B and SciFact sentences", fontsize=10
+    )
     fig.tight_layout()
     path = cfg.out / "recall_qps.png"
     fig.savefig(path, dpi=110)
