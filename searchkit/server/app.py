@@ -2,7 +2,7 @@
 
 Every error answers ``{"error": "<one line: what went wrong and what to do>"}``:
 
-    400  UsageError (a bad argument: unknown metric, blank query, where not supported yet)
+    400  UsageError (a bad argument: unknown metric, blank query, a malformed where filter)
     401  missing or wrong token (auth.py)
     404  unknown index or path
     409  ModelMismatchError

@@ -95,7 +95,7 @@ def _error(description: str) -> dict[str, Any]:
 
 # What any route may answer besides its 200 (app.py's docstring says when).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("A bad argument (unknown metric, blank query, 'where' for now)"),
+    400: _error("A bad argument (unknown metric, blank query, a malformed 'where' filter)"),
     401: _error("Missing or wrong token"),
     404: _error("Unknown index or path"),
     409: _error("The index was built with another model"),
