@@ -251,6 +251,10 @@ def query_cmd(
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query.")] = 10,
     where: WhereOpt = None,
     mode: ModeOpt = "dense",
+    group_by_parent: Annotated[
+        bool,
+        typer.Option("--group-by-parent", help="Rank documents indexed with --split by their best piece."),
+    ] = False,
     model: ModelOpt = None,
     server: Annotated[
         str | None,
@@ -265,28 +269,34 @@ def query_cmd(
 
     texts = list(queries or []) + (_read_lines(input_file) if input_file else [])
     compile_where(where)  # a bad filter is refused before the model loads
-    Mode.parse(mode)
+    options: dict[str, Any] = {
+        "where": json.loads(where) if where else None,
+        "mode": Mode.parse(mode).value,
+        "group_by_parent": group_by_parent,
+    }
     if server:
-        results = _remote_results(server, index.resolve().name, texts, k, where, mode, token, model)
+        results = _remote_results(server, index.resolve().name, texts, k, token, model, options)
     else:
         from searchkit.service import Index
 
         with Index.open(index, model=model) as opened:
-            found = opened.search_many(texts, k=k, where=where, mode=mode)
+            found = opened.search_many(texts, k=k, **options)
         results = [hits.to_json(text) for text, hits in zip(texts, found, strict=True)]
     for result in results:
         if as_json:
             _emit_json(result)
-            continue
-        hits = result["hits"]
-        how = "exact" if result["exact"] else "approximate"
-        typer.echo(f"Query: {result['query']}  [{result['mode']}, {how}]")
-        if not hits:
-            typer.echo(
-                "  (no hits: no item matches)" if where or mode != "dense" else "  (no items in the index)"
-            )
-        for hit in hits:
-            typer.echo(f"  {hit['rank']:>3}. {hit['score']:8.4f}  {hit['id']}  {_one_line(hit['text'])}")
+        else:
+            _print_result(result, filtered=bool(where) or mode != "dense")
+
+
+def _print_result(result: dict[str, Any], filtered: bool) -> None:
+    hits = result["hits"]
+    how = "exact" if result["exact"] else "approximate"
+    typer.echo(f"Query: {result['query']}  [{result['mode']}, {how}]")
+    if not hits:
+        typer.echo("  (no hits: no item matches)" if filtered else "  (no items in the index)")
+    for hit in hits:
+        typer.echo(f"  {hit['rank']:>3}. {hit['score']:8.4f}  {hit['id']}  {_one_line(hit['text'])}")
 
 
 def _remote_results(
@@ -294,10 +304,9 @@ def _remote_results(
     name: str,
     texts: list[str],
     k: int,
-    where: str | None,
-    mode: str,
     token: str | None,
     model: str | None,
+    options: dict[str, Any],
 ) -> list[dict[str, Any]]:
     from searchkit.errors import UsageError
     from searchkit.server.client import search
@@ -306,7 +315,7 @@ def _remote_results(
         raise UsageError("--model does not go with --server: the server queries with the index's own model")
     if not texts:
         raise UsageError("no query given; pass a query text or --input FILE")
-    return search(server, name, texts, k, token, where=json.loads(where) if where else None, mode=mode)
+    return search(server, name, texts, k, token, **options)
 
 
 def _one_line(text: str, width: int = 100) -> str:

@@ -144,6 +144,7 @@ def hits_of(result: dict[str, Any]) -> list[tuple[str, float]]:
         {"where": {"topic": "weather"}},
         {"mode": "hybrid"},
         {"mode": "keyword", "where": {"topic": {"$in": ["weather", "food"]}}},
+        {"group_by_parent": True, "mode": "hybrid"},  # unsplit items: each its own parent
     ],
 )
 def test_search_answers_equal_the_python_api(

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 from searchkit import Index
 from searchkit.errors import InputError, UsageError
 from searchkit.split import split
+
+from .conftest import TinyEmbedder
 
 CASES = [
     # abbreviations, initials, decimals, times
@@ -174,3 +178,73 @@ def test_cli_split(tmp_path: Path, model: Any) -> None:
     assert json.loads(out.output)["hits"][0]["id"] == "d1#1"
     bad = CliRunner().invoke(app, ["index", str(tmp_path / "i"), str(source), "--split", "words"])
     assert bad.exit_code == 1 and "unknown split mode 'words'" in bad.output
+
+
+# --- query --group-by-parent ---------------------------------------------------------------
+
+
+class TopicEmbedder(TinyEmbedder):
+    """Texts starting with "a", "b" or "c" point near one axis each (a little noise apart),
+    so that every "a" piece is closer to an "a" query than any other piece."""
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        noise = super().encode(texts) * 0.01
+        axes = np.eye(self.dimension, dtype=np.float32)[[max(0, "abc".find(t[:1].lower())) for t in texts]]
+        return axes + noise
+
+
+def test_parents_are_ranked_by_their_best_piece_even_when_one_parent_fills_the_top(tmp_path: Path) -> None:
+    embedder = TopicEmbedder()
+    index = Index.create(tmp_path / "i", embedder=embedder, metric="dot")
+    long_a = " ".join(f"A sentence number {n}." for n in range(100))  # 100 pieces, all near "a"
+    index.add(
+        [
+            {"id": "A", "text": long_a},
+            {"id": "B", "text": "B one. B two."},
+            {"id": "C", "text": "C only."},
+        ],
+        split="sentences",
+    )
+    index.add([{"id": "whole", "text": "c whole item, not split"}])  # an item indexed whole
+    assert len(index) == 100 + 2 + 1 + 1
+    query = "a query"
+    hits = index.search(query, k=3, group_by_parent=True)
+    assert hits.exact
+    # brute force: each parent scored by its best piece
+    vector = embedder.encode([query])[0]
+    best: dict[str, float] = {}
+    for item in index.export(vectors=True):
+        parent = item["metadata"].get("parent", item["id"])
+        best[parent] = max(best.get(parent, -np.inf), float(np.dot(vector, item["embedding"])))
+    expected = sorted(best, key=lambda p: -best[p])[:3]
+    assert [h.id for h in hits] == expected and expected[0] == "A"
+    assert [h.score for h in hits] == pytest.approx([best[p] for p in expected], abs=1e-5)
+    assert hits[0].text.startswith("A sentence number") and hits[0].metadata["parent"] == "A"
+    assert [h.rank for h in hits] == [1, 2, 3]
+    everything = index.search(query, k=10, group_by_parent=True)
+    assert sorted(h.id for h in everything) == ["A", "B", "C", "whole"]  # fewer parents than k
+
+
+def test_group_by_parent_composes_with_filters_and_the_cli(tmp_path: Path, model: Any) -> None:
+    from typer.testing import CliRunner
+
+    from searchkit.cli import app
+
+    source = tmp_path / "docs.jsonl"
+    docs = [
+        {"id": "rain", "text": "It will rain tomorrow. Bring an umbrella.", "kind": "weather"},
+        {"id": "sun", "text": "The sun is out. It is warm.", "kind": "weather"},
+        {"id": "pasta", "text": "Boil the pasta. Add salt to the water.", "kind": "food"},
+    ]
+    source.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    runner = CliRunner()
+    built = runner.invoke(app, ["index", str(tmp_path / "i"), str(source), "--split", "sentences"])
+    assert built.exit_code == 0, built.output
+    args = ["query", str(tmp_path / "i"), "Will it rain?", "-k", "2", "--group-by-parent", "--json"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    hits = json.loads(out.output)["hits"]
+    assert [h["id"] for h in hits] == ["rain", "sun"]
+    assert hits[0]["text"] == "It will rain tomorrow." and hits[0]["metadata"]["position"] == 0
+    out = runner.invoke(app, [*args, "--where", '{"kind": "food"}'])
+    assert [h["id"] for h in json.loads(out.output)["hits"]] == ["pasta"]

@@ -115,7 +115,7 @@ def _add_index_routes(app: FastAPI, shelf: Shelf) -> None:
     def search(name: str, body: SearchRequest) -> dict[str, Any]:
         """``{"query"}`` answers ``{"query", "hits"}``; ``{"queries"}`` answers ``{"results": [...]}``."""
         queries = [body.query] if body.query is not None else list(body.queries or [])
-        found = shelf.get(name).search(queries, body.k, body.where, body.mode)
+        found = shelf.get(name).search(queries, body.k, body.where, body.mode, body.group_by_parent)
         results = [hits.to_json(q) for q, hits in zip(queries, found, strict=True)]
         return results[0] if body.query is not None else {"results": results}
 

@@ -29,6 +29,7 @@ def search(
     timeout: float = 60,
     where: dict[str, Any] | None = None,
     mode: str = "dense",
+    group_by_parent: bool = False,
 ) -> list[dict[str, Any]]:
     """``{"query", "mode", "exact", "hits"}`` for each query, asked of the index named
     `index` at `server`."""
@@ -36,6 +37,8 @@ def search(
     results: list[dict[str, Any]] = []
     for start in range(0, len(queries), MAX_BATCH):  # the server's limit per request
         body = {"queries": list(queries[start : start + MAX_BATCH]), "k": k, "mode": mode}
+        if group_by_parent:
+            body["group_by_parent"] = True
         if where is not None:
             body["where"] = where
         results.extend(post(server, path, body, token, timeout)["results"])

@@ -48,6 +48,9 @@ class SearchRequest(_Body):
     mode: Literal["dense", "keyword", "hybrid"] = Field(
         "dense", description="How to rank: embeddings, BM25 keywords, or both fused."
     )
+    group_by_parent: bool = Field(
+        False, description="Rank the documents indexed with --split by their best piece."
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> SearchRequest:

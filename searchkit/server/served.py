@@ -36,8 +36,10 @@ class ServedIndex:
     writer: Index
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def search(self, queries: Sequence[str], k: int, where: dict[str, Any] | None, mode: str) -> list[Hits]:
-        return self.reader.search_many(queries, k, where=where, mode=mode)
+    def search(
+        self, queries: Sequence[str], k: int, where: dict[str, Any] | None, mode: str, group_by_parent: bool
+    ) -> list[Hits]:
+        return self.reader.search_many(queries, k, where=where, mode=mode, group_by_parent=group_by_parent)
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, **self.reader.info()}

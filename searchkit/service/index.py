@@ -193,14 +193,17 @@ class Index:
         *,
         where: Mapping[str, Any] | str | None = None,
         mode: str | Mode = Mode.DENSE,
+        group_by_parent: bool = False,
     ) -> Hits:
         """The `k` items most similar to `query`, best first.
 
         `where` filters on metadata (Chroma's vocabulary, see filters.py) before the
-        nearest-neighbour search; `mode` is ``dense``, ``keyword`` (BM25) or ``hybrid``.
-        The result is a list of `Hit`s whose ``exact`` says whether it is exactly the best.
+        nearest-neighbour search; `mode` is ``dense``, ``keyword`` (BM25) or ``hybrid``;
+        `group_by_parent` ranks the documents split with ``add(split=...)`` by their best
+        piece (a hit's id is then the parent's). The result is a list of `Hit`s whose
+        ``exact`` says whether it is exactly the best.
         """
-        return self.search_many([query], k, where=where, mode=mode)[0]
+        return self.search_many([query], k, where=where, mode=mode, group_by_parent=group_by_parent)[0]
 
     def search_many(
         self,
@@ -209,11 +212,12 @@ class Index:
         *,
         where: Mapping[str, Any] | str | None = None,
         mode: str | Mode = Mode.DENSE,
+        group_by_parent: bool = False,
     ) -> list[Hits]:
         """Search several queries with one embedding call and one FAISS call (per step)."""
         from searchkit.service.search import search
 
-        return search(self, queries, k, where=where, mode=mode)
+        return search(self, queries, k, where=where, mode=mode, group_by_parent=group_by_parent)
 
     def info(self) -> dict[str, Any]:
         """The manifest, the live counts and the size of each file."""

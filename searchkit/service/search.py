@@ -16,6 +16,11 @@ Filters are planned from the number of items they match, counted in SQLite first
 So a query returns k hits whenever k items match, and the hits are the exact best
 among the matches whenever ``exact`` says so.
 
+Grouped by parent (documents indexed with ``--split``), a query ranks parents by their
+best piece: it ranks pieces as above, deeper and deeper (x4) until k parents appear or
+the pieces run out. A parent outside the ranked pieces scores at most the last of them,
+so the k parents found are the best k whenever the piece ranking was exact.
+
 Hybrid search fuses the dense and the keyword rankings by reciprocal rank fusion
 (Cormack et al. 2009): score = sum over rankings of weight / (RRF_K + rank).
 The settings were chosen on SciFact's train queries (scripts/tune_fusion.py).
@@ -37,7 +42,7 @@ from searchkit.types import Hit, Hits, Mode
 if TYPE_CHECKING:
     from searchkit.service.index import Index
 
-__all__ = ["EXACT_LIMIT", "Fusion", "exact_nearest", "nearest_ids", "search"]
+__all__ = ["EXACT_LIMIT", "Fusion", "by_parent", "exact_nearest", "nearest_ids", "search"]
 
 MAX_K = 10_000
 # Up to this many matching items, a filtered query on an approximate index is answered
@@ -46,6 +51,8 @@ EXACT_LIMIT = 10_000
 # How many times the over-fetch may grow (x4 each) before falling back to exact search.
 _GROWTHS = 6
 _EXACT_BATCH = 4096
+# Grouped by parent, the first ranking looks this many pieces deep per parent wanted.
+_PIECES_PER_PARENT = 8
 
 
 @dataclass(frozen=True)
@@ -76,29 +83,59 @@ def search(
     where: Mapping[str, Any] | str | None = None,
     mode: str | Mode = Mode.DENSE,
     fusion: Fusion = DEFAULT_FUSION,
+    group_by_parent: bool = False,
 ) -> list[Hits]:
-    """The `k` best items for each query under `mode`, among those `where` selects."""
+    """The `k` best items for each query under `mode`, among those `where` selects;
+    with `group_by_parent`, the `k` best parents, each shown by its best piece."""
     k = check_k(k)
     texts = check_queries(queries)
     mode = Mode.parse(mode)
     compiled = compile_where(where)
     vectors = index.embedder.encode(texts) if mode is not Mode.KEYWORD else None
 
-    def read() -> list[Hits]:
+    def rank(n: int) -> list[tuple[Scored, bool]]:
+        """The best `n` (row id, score) per query, and whether exactly the best."""
         if mode is Mode.KEYWORD:
-            ranked = [(index.store.keyword(t, k, compiled), True) for t in texts]
-        else:
-            assert vectors is not None
-            depth = k if mode is Mode.DENSE else max(k, fusion.depth)
-            ranked = _dense(index, vectors, depth, compiled)
-            if mode is Mode.HYBRID:
-                ranked = [
-                    (fuse(dense, index.store.keyword(t, depth, compiled), fusion)[:k], exact)
-                    for t, (dense, exact) in zip(texts, ranked, strict=True)
-                ]
-        return _hits(index, ranked, mode)
+            return [(index.store.keyword(t, n, compiled), True) for t in texts]
+        assert vectors is not None
+        depth = n if mode is Mode.DENSE else max(n, fusion.depth)
+        ranked = _dense(index, vectors, depth, compiled)
+        if mode is Mode.HYBRID:
+            ranked = [
+                (fuse(dense, index.store.keyword(t, depth, compiled), fusion)[:n], exact)
+                for t, (dense, exact) in zip(texts, ranked, strict=True)
+            ]
+        return ranked
+
+    def read() -> list[Hits]:
+        if not group_by_parent:
+            return _hits(index, rank(k), mode)
+        depth = min(MAX_K, k * _PIECES_PER_PARENT)
+        while True:
+            ranked = rank(depth)
+            grouped = [by_parent(hits, k) for hits in _hits(index, ranked, mode)]
+            done = all(len(g) >= k or len(r) < depth for g, (r, _) in zip(grouped, ranked, strict=True))
+            if done or depth >= MAX_K:
+                return grouped
+            depth = min(MAX_K, depth * 4)
 
     return index._synced(read)
+
+
+def by_parent(hits: Hits, k: int) -> Hits:
+    """The first `k` parents among `hits` (best first), each as its best piece: the hit's
+    id is the parent's (``metadata["parent"]``; an item indexed whole is its own parent)."""
+    best: list[Hit] = []
+    seen: set[str] = set()
+    for hit in hits:
+        parent = hit.metadata.get("parent")
+        parent = parent if isinstance(parent, str) else hit.id
+        if parent not in seen:
+            seen.add(parent)
+            best.append(Hit(len(best) + 1, parent, hit.score, hit.text, hit.metadata))
+            if len(best) == k:
+                break
+    return Hits(best, exact=hits.exact, mode=hits.mode)
 
 
 def fuse(dense: Scored, keyword: Scored, fusion: Fusion = DEFAULT_FUSION) -> Scored:
