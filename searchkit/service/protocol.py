@@ -4,7 +4,7 @@ An index is a folder::
 
     INDEX/
       manifest.json       what the index is (manifest.py), rewritten after each write
-      index.db            SQLite, the source of truth (the store package)
+      index.db            SQLite, the source of truth (store/)
       vectors-<G>.faiss   the FAISS index over row ids, as of store generation G
       lock                the write lock (lock.py)
 
