@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["MIGRATIONS", "statements"]
+import sqlite_utils
+
+__all__ = ["MIGRATIONS", "migrate", "statements"]
 
 M001_INITIAL = """
 CREATE TABLE items (
@@ -86,3 +88,40 @@ def statements(script: str) -> list[str]:
     if current.strip():
         found.append(current.strip())
     return found
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply the migrations `db` lacks, each exactly once even with several processes at once."""
+    if _applied(db) >= {name for name, _ in MIGRATIONS}:
+        return
+    # Two processes may open an older index at once: take the write lock first
+    # (BEGIN IMMEDIATE), then look again, so that each migration runs exactly once.
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = _applied(db)
+        for name, sql in MIGRATIONS:
+            if name in applied:
+                continue
+            for statement in statements(sql):
+                conn.execute(statement)
+            if not db["_searchkit_migrations"].exists():
+                conn.execute("CREATE TABLE _searchkit_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+            conn.execute(
+                "INSERT INTO _searchkit_migrations (name, applied_at) VALUES (?, ?)",
+                (name, _now_sql(db)),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _applied(db: sqlite_utils.Database) -> set[str]:
+    if not db["_searchkit_migrations"].exists():
+        return set()
+    return {row[0] for row in db.execute("SELECT name FROM _searchkit_migrations")}
+
+
+def _now_sql(db: sqlite_utils.Database) -> str:
+    return str(db.execute("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')").fetchone()[0])

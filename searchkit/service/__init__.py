@@ -1,7 +1,7 @@
 """The service layer: the `Index` facade, ingest, and consistency checks.
 
 Only this package joins ids (FAISS), vectors and rows (SQLite), and it owns the
-order of writes (see index.py).
+order of writes (see protocol.py).
 """
 
 from searchkit.service.check import check

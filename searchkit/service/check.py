@@ -19,7 +19,8 @@ from searchkit.errors import CorruptIndexError, IndexFileError, IndexNotFoundErr
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import prepare
-from searchkit.service.index import DB_FILE, Index, storage_errors, vectors_file
+from searchkit.service.index import Index
+from searchkit.service.protocol import DB_FILE, storage_errors, vectors_file
 from searchkit.store import Store
 from searchkit.types import CheckReport
 from searchkit.vectors import VectorIndex

@@ -1,66 +1,35 @@
 """The `Index` facade: the one place that joins ids, vectors and rows.
 
-An index is a folder::
-
-    INDEX/
-      manifest.json       what the index is (manifest.py), rewritten after each write
-      index.db            SQLite, the source of truth (store.py)
-      vectors-<G>.faiss   the FAISS index over row ids, as of store generation G
-      lock                the write lock (lock.py)
-
-The order of every write, under the lock:
-
-1. Embedded rows are committed to ``pending`` batch by batch. A crash here
-   leaves ``items`` untouched; the next ingest reuses those embeddings.
-2. One SQLite transaction changes ``items`` (or ``config``) and bumps the
-   generation to G. Inside it, before it commits, the vectors for G are written
-   to ``vectors-G.faiss`` (temp file, fsync, rename).
-3. The transaction commits: this is the moment the write happens. A crash
-   before it leaves the old state and, at worst, an orphan ``vectors-G.faiss``
-   that the next write overwrites or removes.
-4. The manifest is rewritten and older vector files are removed.
-
-A vector file never changes once written, and a reader takes the generation, the
-config and the rows from one SQLite snapshot and loads ``vectors-G.faiss`` for
-that generation: it sees the index before or after a write, never a mix.
+An index is a folder of SQLite rows, FAISS vectors and a manifest; the order in
+which a write changes them, and how a reader sees them whole, is protocol.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from searchkit import embedder as embedding
-from searchkit.errors import CorruptIndexError, ModelMismatchError, StorageError, UsageError
-from searchkit.lock import WriteLock
+from searchkit.errors import UsageError
 from searchkit.manifest import MANIFEST, Manifest
-from searchkit.metrics import prepare
+from searchkit.service.model_check import check_asked_model, check_model
+from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_vectors, storage_errors, vectors_file
 from searchkit.service.search import MAX_K
 from searchkit.store import Store
-from searchkit.types import Fingerprint, Hits, Metric, Mode, Record, WriteReport
-from searchkit.vectors import Layout, VectorIndex, plan
+from searchkit.types import Hits, Metric, Mode, Record, WriteReport
+from searchkit.vectors import plan
 
-__all__ = ["DB_FILE", "MAX_K", "Index", "storage_errors", "vectors_file"]
-
-DB_FILE = "index.db"
-_SNAPSHOT_ATTEMPTS = 3
-T = TypeVar("T")
+__all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors", "vectors_file"]
 
 
-def vectors_file(generation: int) -> str:
-    return f"vectors-{generation}.faiss"
-
-
-class Index:
+class Index(WriteProtocol):
     """A searchkit index folder, opened for reading and writing.
 
     >>> index = Index.create("my-index", metric="cosine")
@@ -79,7 +48,7 @@ class Index:
         self.manifest = manifest
         self.store = store
         self._embedder = embedder
-        self.vectors = _empty_vectors(manifest)
+        self.vectors = empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
         # Reads may come from several threads (the HTTP service shares one Index among
         # them): each snapshot swaps in a generation, then uses it, as one step.
@@ -144,7 +113,7 @@ class Index:
         """Open an existing index. `model`, when given, must be the index's own model."""
         folder = Path(path)
         manifest = Manifest.read(folder)
-        _check_asked_model(folder, manifest.model, model, backend, embedder)
+        check_asked_model(folder, manifest.model, model, backend, embedder)
         index = cls(folder, manifest, Store(folder / DB_FILE, manifest.model.dimension), embedder)
         try:
             index._synced(lambda: None)
@@ -285,23 +254,6 @@ class Index:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
-        """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""
-        with self.store.transaction():
-            changed = self.store.apply(run)
-            removed = np.asarray(self.store.delete(stale), dtype=np.int64)
-            report.deleted = len(removed)
-            relayout = self._layout_for(self.store.count()).kind != self.manifest.layout.kind
-            if relayout or self.vectors.needs_training:
-                report.notes.append(self._rebuild_vectors())
-            else:
-                # Once, not once a batch: each call is O(n).
-                self.vectors.remove(np.concatenate([changed, removed]))
-                for ids, vectors in self.store.iter_embeddings(changed):
-                    self.vectors.add(ids, prepare(vectors, self.metric), replace=False)
-            self._save_vectors()
-        self._after_commit()
-
     def delete(self, ids: Sequence[str], lock_timeout: float = 60.0) -> WriteReport:
         """Delete items by their ids; unknown ids are reported, not an error."""
         started = time.perf_counter()
@@ -359,113 +311,6 @@ class Index:
 
         return check(self.path, repair=repair, embedder=self._embedder)
 
-    # --- the write protocol ----------------------------------------------------
-
-    @contextlib.contextmanager
-    def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the write lock, start from the latest committed state, map disk failures."""
-        with storage_errors(self.path), WriteLock(self.path, lock_timeout, on_lock_wait):
-            self._synced(lambda: None)
-            try:
-                yield
-            except BaseException:
-                self.generation = -1  # the vectors in memory may hold an uncommitted change
-                raise
-
-    def _save_vectors(self) -> None:
-        """Inside the write's transaction: the vectors of the generation about to commit."""
-        self.vectors.save(self.path / vectors_file(self.store.generation))
-        self.generation = self.store.generation
-
-    def _after_commit(self) -> None:
-        """Step 4: the manifest, then the vector files of older generations."""
-        self.manifest = self.manifest.advance(
-            self.store.generation, self.store.count(), self.store.truncated_count()
-        )
-        self.manifest.write(self.path)
-        current = vectors_file(self.store.generation)
-        for old in self.path.glob("vectors-*.faiss"):
-            if old.name != current:
-                old.unlink(missing_ok=True)
-        self.store.reclaim()
-
-    def _synced(self, read: Callable[[], T]) -> T:
-        """Run `read` in one SQLite snapshot, with the vectors of that snapshot's generation.
-
-        A writer removes the vector file of the generation before its own, so a
-        snapshot that was just overtaken may find its file gone: take a new one.
-        Safe to call from several threads at once; writes are not (one writer per Index).
-        """
-        for _ in range(_SNAPSHOT_ATTEMPTS):
-            with self._snapshot_lock, self.store.transaction():
-                if self._sync():
-                    return read()
-        raise CorruptIndexError(
-            f"{self.path}: {vectors_file(self.store.generation)} is missing; run searchkit check --repair"
-        )
-
-    def _sync(self) -> bool:
-        """Inside a snapshot: load the vectors of the store's generation; False if their file is gone."""
-        generation = self.store.generation
-        if generation == self.generation:
-            return True
-        path = self.path / vectors_file(generation)
-        if not path.exists():
-            return False
-        manifest = self.manifest.with_config(self.store.config)
-        self.vectors = VectorIndex.load(path, manifest.metric, manifest.layout, manifest.model.dimension)
-        self.manifest = manifest
-        self.generation = generation
-        return True
-
-    def _finish_interrupted_write(self) -> None:
-        """A write committed but did not rewrite the manifest: do it, if no writer is at work."""
-        lock = WriteLock(self.path, timeout=0)
-        with contextlib.suppress(OSError, sqlite3.Error):
-            if lock.try_acquire():
-                try:
-                    self._synced(lambda: None)
-                    self._after_commit()
-                finally:
-                    lock.release()
-
-    def _layout_for(self, count: int) -> Layout:
-        m = self.manifest
-        return plan(m.index_type, m.metric, count, m.model.dimension, m.index_options)
-
-    def _rebuild_vectors(self) -> str:
-        """Inside a write's transaction: all vectors again from the store, the layout
-        planned for today's count (IVF and PQ trained on a sample of it). Says what it built."""
-        count = self.store.count()
-        layout = self._layout_for(count)
-        if layout != self.manifest.layout:
-            self.manifest = replace(self.manifest, layout=layout)
-            self.store.set_config(self.manifest.config())
-        vectors = _empty_vectors(self.manifest)
-        if vectors.needs_training and count:
-            vectors.train(prepare(self.store.sample_embeddings(layout.training_size), self.metric))
-        for ids, batch in self.store.iter_embeddings():
-            vectors.add(ids, prepare(batch, self.metric), replace=False)
-        self.vectors = vectors
-        asked = f" (asked: {self.manifest.index_type})" if self.manifest.index_type != layout.kind else ""
-        return f"index type {layout.kind}{asked} for {count} items, FAISS {self.manifest.faiss}"
-
-
-@contextlib.contextmanager
-def storage_errors(folder: Path) -> Iterator[None]:
-    """Turn a full disk, a read-only folder or an I/O error into one StorageError line."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise StorageError(f"cannot write to {folder}: {exc}; {_REMEDY}") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot write to {folder}: {exc.strerror or exc}; {_REMEDY}") from exc
-    except StorageError as exc:  # from the FAISS writer, which knows only its file
-        raise StorageError(f"cannot write to {folder}: {exc}; {_REMEDY}") from exc
-
-
-_REMEDY = "free disk space or fix permissions, then re-run (committed items are kept)"
-
 
 def _file_sizes(folder: Path) -> dict[str, int]:
     sizes = {}
@@ -480,35 +325,3 @@ def _file_sizes(folder: Path) -> dict[str, int]:
 def _has_files(folder: Path) -> bool:
     # A staging folder (ingest.build) holds only its owner's lock file.
     return any(p.name != "creating.lock" for p in folder.iterdir())
-
-
-def _empty_vectors(manifest: Manifest) -> VectorIndex:
-    return VectorIndex.create(manifest.model.dimension, manifest.metric, manifest.layout)
-
-
-def check_model(folder: Path, have: Fingerprint, asked: Fingerprint) -> None:
-    if have.identity() != asked.identity():
-        raise ModelMismatchError(
-            f"{folder} was built with {have.describe()}, not {asked.describe()}; "
-            "query it with its own model, or build a new index"
-        )
-
-
-def _check_asked_model(
-    folder: Path,
-    have: Fingerprint,
-    model: str | None,
-    backend: str | None,
-    embedder: embedding.Embedder | None,
-) -> None:
-    if embedder is not None:
-        check_model(folder, have, embedder.fingerprint)
-    elif model is not None or backend is not None:
-        # Compare weights before loading torch: the sha256 needs only the files.
-        source = embedding.resolve(model or have.name)
-        asked_backend = embedding.vector_family(backend) if backend not in (None, "auto") else have.backend
-        if (embedding.weights_sha256(source), asked_backend) != (have.sha256, have.backend):
-            raise ModelMismatchError(
-                f"{folder} was built with {have.describe()}, not {source.name} "
-                f"({asked_backend}); query it with its own model, or build a new index"
-            )

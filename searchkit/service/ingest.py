@@ -1,6 +1,6 @@
 """Ingest: records in, batches staged with their embeddings, one commit at the end.
 
-Works on an open `Index` under its write lock (see index.py for the order of
+Works on an open `Index` under its write lock (see protocol.py for the order of
 writes). An embedding is made only for a text the index has never seen: a
 changed item is re-embedded, an unchanged one skipped, and a text already stored
 under another id (or staged by an interrupted ingest) reuses its vector.

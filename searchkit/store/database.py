@@ -1,115 +1,33 @@
-"""The SQLite store (through sqlite-utils): the source of truth of an index.
+"""`Store`: one open ``index.db`` and the reads and writes of its rows (tables: __init__.py).
 
-It knows rows, never FAISS. Tables:
-
-- ``items``: one row per item. ``id`` is the integer the vector index holds
-  (AUTOINCREMENT, so a deleted id is never handed out again); ``key`` is the
-  user's id; ``metadata`` is JSON; ``embedding`` is the model's float32 vector as
-  little-endian bytes (raw, not normalised), so that the vectors can be rebuilt
-  for any metric without embedding again.
-- ``pending``: rows of an ingest in progress, committed batch by batch so that
-  a crashed ingest can reuse their embeddings; ``apply`` moves one run's rows
-  into ``items`` in a single transaction.
-- ``state``: ``generation``, bumped by every committed change (the manifest
-  records the generation its FAISS file reflects), and ``config``, the index's
-  model fingerprint, metric and index type as JSON: the manifest can always be
-  rebuilt from it.
-- ``items_fts``: an FTS5 index over ``items.text`` for keyword search (BM25), kept in
-  step with ``items`` by triggers (migrations.py).
-- ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
-
-Metadata filters arrive compiled (filters.py): SQL with every value bound.
+It knows rows, never FAISS. Metadata filters arrive compiled (filters.py): SQL with
+every value bound.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import json
-import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import sqlite_utils
 
-from searchkit.errors import CorruptIndexError, StorageError
-from searchkit.filters import NUMBER_FUNCTION, Where, as_number
+from searchkit.errors import CorruptIndexError
+from searchkit.filters import Where
 from searchkit.metrics import Matrix
-from searchkit.migrations import MIGRATIONS, statements
+from searchkit.store import fulltext
+from searchkit.store.damage import damaged, guarded
+from searchkit.store.opening import open_database
+from searchkit.store.rows import PendingRow, StoredItem
 
-__all__ = ["PendingRow", "Store", "StoredItem"]
+__all__ = ["Store"]
 
 # SQLite's default limit on bound parameters is 32766 on current builds; stay far below.
 _IN_CHUNK = 900
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    """One row of ``items`` as the service needs it to answer a query."""
-
-    id: int
-    key: str
-    text: str
-    metadata: dict[str, Any]
-    embedding: Matrix
-
-
-@dataclass(frozen=True)
-class PendingRow:
-    """An embedded item waiting in ``pending`` for its ingest to be applied."""
-
-    key: str
-    text: str
-    metadata: dict[str, Any]
-    content_hash: str
-    source: str
-    truncated: bool
-    embedding: bytes
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _damaged(exc: sqlite3.DatabaseError, path: Path) -> CorruptIndexError:
-    return CorruptIndexError(f"{path}: the database is damaged ({exc}); restore it from a backup")
-
-
-def guarded(fn: F) -> F:
-    """Report a damaged database file as CorruptIndexError (lazy generators included).
-
-    Only SQLITE_CORRUPT / SQLITE_NOTADB arrive as a bare ``sqlite3.DatabaseError``;
-    its subclasses (OperationalError: full, locked, read-only) pass through.
-    """
-
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def generator(self: Store, *args: Any, **kwargs: Any) -> Any:
-            try:
-                yield from fn(self, *args, **kwargs)
-            except sqlite3.DatabaseError as exc:
-                if type(exc) is not sqlite3.DatabaseError:
-                    raise
-                raise _damaged(exc, self.path) from None
-
-        return generator  # type: ignore[return-value]
-
-    @functools.wraps(fn)
-    def call(self: Store, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(self, *args, **kwargs)
-        except sqlite3.DatabaseError as exc:
-            if type(exc) is not sqlite3.DatabaseError:
-                raise
-            raise _damaged(exc, self.path) from None
-
-    return call  # type: ignore[return-value]
 
 
 class Store:
@@ -118,74 +36,10 @@ class Store:
     def __init__(self, path: Path, dimension: int | None = None, create: bool = False) -> None:
         """Open the database (or create it); `dimension` defaults to the one in ``config``."""
         self.path = path
-        if not create and not path.exists():
-            raise CorruptIndexError(
-                f"{path.parent}: {path.name} is missing, and with it every item; restore it from a backup"
-            )
-        conn: sqlite3.Connection | None = None
-        try:
-            new = not path.exists()
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-            if new:
-                # Must precede the first table: lets deletes hand pages back to the filesystem.
-                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a write is on disk when commit returns, even across power loss.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.create_function(NUMBER_FUNCTION, 1, as_number, deterministic=True)
-            self.db = sqlite_utils.Database(conn)
-            self._migrate()
-            self.dimension = dimension if dimension is not None else self._config_dimension()
-        except sqlite3.OperationalError as exc:
-            # Not damage: a read-only file that an older index's migration must write to,
-            # or another process holding the write lock past the timeout.
-            if conn is not None:
-                conn.close()
-            raise StorageError(
-                f"{path}: cannot open the database for this searchkit ({exc}); "
-                "open it once with write access, or retry when the writer is done"
-            ) from None
-        except sqlite3.DatabaseError as exc:
-            if conn is not None:
-                conn.close()
-            raise CorruptIndexError(
-                f"{path}: the database is damaged ({exc}); restore it from a backup"
-            ) from None
+        self.db, self.dimension = open_database(path, dimension, create)
 
     def close(self) -> None:
         self.db.conn.close()
-
-    def _migrate(self) -> None:
-        if self._applied() >= {name for name, _ in MIGRATIONS}:
-            return
-        # Two processes may open an older index at once: take the write lock first
-        # (BEGIN IMMEDIATE), then look again, so that each migration runs exactly once.
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            applied = self._applied()
-            for name, sql in MIGRATIONS:
-                if name in applied:
-                    continue
-                for statement in statements(sql):
-                    conn.execute(statement)
-                if not self.db["_searchkit_migrations"].exists():
-                    conn.execute(
-                        "CREATE TABLE _searchkit_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
-                    )
-                conn.execute(
-                    "INSERT INTO _searchkit_migrations (name, applied_at) VALUES (?, ?)",
-                    (name, _now_sql(self.db)),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _applied(self) -> set[str]:
-        if not self.db["_searchkit_migrations"].exists():
-            return set()
-        return {row[0] for row in self.db.execute("SELECT name FROM _searchkit_migrations")}
 
     # --- reads -----------------------------------------------------------------
 
@@ -201,9 +55,6 @@ class Store:
         row = self.db.execute("SELECT value FROM state WHERE name = 'config'").fetchone()
         value: dict[str, Any] = json.loads(row[0])
         return value
-
-    def _config_dimension(self) -> int:
-        return int(self.config.get("model", {}).get("dimension", 0))
 
     @guarded
     def set_config(self, config: dict[str, Any]) -> None:
@@ -293,41 +144,19 @@ class Store:
 
     @guarded
     def keyword(self, query: str, limit: int, where: Where | None = None) -> list[tuple[int, float]]:
-        """(id, BM25 score) of the best `limit` items holding any word of `query`, best first.
-
-        Scores are FTS5's ``bm25()`` negated, so that higher is better. The words are
-        quoted one by one: FTS5 syntax in a query (``"``, ``*``, ``NEAR``, ``-``) is text.
-        """
-        expression = fts_query(query)
-        if not expression or limit <= 0:
-            return []
-        sql = (
-            "SELECT items_fts.rowid, bm25(items_fts) FROM items_fts JOIN items ON items.id = items_fts.rowid"
-            f" WHERE items_fts MATCH ?{f' AND {where.sql}' if where else ''}"
-            " ORDER BY bm25(items_fts), items_fts.rowid LIMIT ?"
-        )
-        params = (expression, *(where.params if where else ()), limit)
-        return [(int(id_), -float(score)) for id_, score in self.db.execute(sql, params)]
+        """(id, BM25 score) of the best `limit` items holding any word of `query`, best first
+        (fulltext.py)."""
+        return fulltext.keyword(self.db, query, limit, where)
 
     @guarded
     def fulltext_problem(self) -> str | None:
         """None when the keyword index agrees with ``items``, else what is wrong with it."""
-        try:
-            with self.db.atomic():
-                self.db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
-        except sqlite3.DatabaseError as exc:
-            return str(exc)
-        return None
+        return fulltext.fulltext_problem(self.db)
 
     @guarded
     def rebuild_fulltext(self) -> None:
         """Rebuild the keyword index (and its triggers) from ``items``."""
-        with self.db.atomic():
-            for trigger in ("items_fts_insert", "items_fts_delete", "items_fts_update"):
-                self.db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            self.db.execute("DROP TABLE IF EXISTS items_fts")
-            for statement in statements(dict(MIGRATIONS)["m002_fulltext"]):
-                self.db.execute(statement)
+        fulltext.rebuild_fulltext(self.db)
 
     @guarded
     def iter_embeddings(
@@ -532,31 +361,14 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:
                 raise
-            raise _damaged(exc, self.path) from None
+            raise damaged(exc, self.path) from None
 
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
 
 
-# Words as FTS5's unicode61 tokenizer sees them; more than this many are dropped (the cost
-# of an OR query grows with each word, its benefit does not).
-_WORD = re.compile(r"\w+", re.UNICODE)
-_MAX_WORDS = 64
-
-
-def fts_query(text: str) -> str:
-    """An FTS5 expression matching any word of `text`: each word a quoted string, so
-    nothing in it is FTS5 syntax."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:_MAX_WORDS]
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
 def _dump(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
-
-
-def _now_sql(db: sqlite_utils.Database) -> str:
-    return str(db.execute("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')").fetchone()[0])
 
 
 def _chunks(values: Sequence[Any] | npt.NDArray[Any]) -> Iterator[list[Any]]:

@@ -1,0 +1,70 @@
+"""The Typer app, and the one mapping of errors to messages and exit codes.
+
+Errors the user can cause are `SearchkitError`s: one line ``Error: ...`` on stderr,
+exit code 1, no traceback unless ``--debug``. Usage errors (a bad option) exit 2,
+as Typer does.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from searchkit.errors import SearchkitError
+
+__all__ = ["app", "command", "emit_json", "main"]
+
+app = typer.Typer(
+    name="searchkit",
+    help="Semantic search over your text: embed, index, query.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_state = {"debug": False}
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` that turns a SearchkitError into one line on stderr and exit 1."""
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except SearchkitError as exc:
+                if _state["debug"]:
+                    raise
+                typer.echo(f"Error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                typer.echo("Error: interrupted; the index is as it was before this write", err=True)
+                raise typer.Exit(130) from None
+
+        app.command(*args, **kwargs)(run)
+        return fn
+
+    return register
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """Semantic search over your text: embed, index, query."""
+    _state["debug"] = debug
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+def main() -> None:
+    app()

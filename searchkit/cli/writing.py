@@ -1,0 +1,151 @@
+"""Commands that write an index: index, delete, rebuild, check (--repair)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from searchkit.cli.app import emit_json
+from searchkit.cli.options import (
+    INDEX_OPTION_HELP,
+    INDEX_TYPE_HELP,
+    BackendOpt,
+    JsonOpt,
+    ModelOpt,
+    index_options,
+)
+
+__all__ = ["check_cmd", "delete_cmd", "index_cmd", "rebuild_cmd"]
+
+
+def index_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder (created if missing).")],
+    inputs: Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")],
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="cosine (default), dot, euclidean, manhattan.")
+    ] = None,
+    model: ModelOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="The text field; title,text joins several with a space.")
+    ] = "text",
+    id_field: Annotated[str, typer.Option("--id-field")] = "id",
+    index_type: Annotated[str, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = "auto",
+    index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
+    backend: BackendOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="none, sentences or paragraphs: index each piece of a text as ID#N, "
+            "with its parent, position and offsets as metadata.",
+        ),
+    ] = "none",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create INDEX or add to it (upsert by id); unchanged items are not embedded again."""
+    from searchkit.progress import Progress, estimate_items
+    from searchkit.readers import read_inputs
+    from searchkit.service import build
+
+    records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
+    progress = Progress(estimate_items(inputs) if sys.stderr.isatty() else None)
+    try:
+        opened, report = build(
+            index,
+            records,
+            model=model,
+            metric=metric,
+            index_type=index_type,
+            index_options=index_options(index_option),
+            backend=backend,
+            batch_size=batch_size,
+            on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
+            on_progress=progress,
+            split=split,
+        )
+    finally:
+        progress.close()
+    total = len(opened)
+    opened.close()
+    if as_json:
+        emit_json({"index": str(index), "items": total, **report.to_json()})
+        return
+    typer.echo(
+        f"{index}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged"
+        f" ({total} items); {report.embedded} embedded in {report.seconds:.1f} s"
+        f" ({report.items_per_second:.0f} items/s)"
+    )
+    if report.deleted:
+        typer.echo(f"  {report.deleted} piece(s) that changed texts no longer have were deleted")
+    if report.duplicates:
+        typer.echo(f"  {report.duplicates} duplicate id(s) in the input: the last one of each was kept")
+    if report.truncated:
+        typer.echo(f"  {report.truncated} text(s) longer than the model's max_seq_length were truncated")
+    for note in report.notes:
+        typer.echo(f"  {note}")
+
+
+def delete_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    ids: Annotated[list[str], typer.Argument(help="Ids of the items to delete.")],
+) -> None:
+    """Delete items by id."""
+    from searchkit.service import Index
+
+    with Index.open(index) as opened:
+        report = opened.delete(ids)
+        total = len(opened)
+    typer.echo(f"{index}: {report.deleted} deleted ({total} items left) in {report.seconds:.2f} s")
+    for note in report.notes:
+        typer.echo(f"  {note}")
+
+
+def rebuild_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="A new metric.")] = None,
+    index_type: Annotated[str | None, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = None,
+    index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
+) -> None:
+    """Rebuild the vectors from the stored embeddings (another metric or index type); embeds nothing."""
+    from searchkit.service import Index
+
+    with Index.open(index) as opened:
+        options = index_options(index_option) if index_option else None
+        report = opened.rebuild(metric=metric, index_type=index_type, index_options=options)
+        typer.echo(
+            f"{index}: rebuilt {opened.vectors.ntotal} vectors ({opened.metric.value}, "
+            f"{opened.manifest.layout.kind}) in {report.seconds:.1f} s; nothing embedded"
+        )
+        for note in report.notes:
+            typer.echo(f"  {note}")
+
+
+def check_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    repair: Annotated[bool, typer.Option("--repair", help="Restore consistency from SQLite.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that manifest, FAISS file and SQLite agree; exit 0 only when they do."""
+    from searchkit.service import check
+
+    report = check(index, repair=repair)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for line in report.repaired:
+            typer.echo(f"repaired: {line}")
+        for line in report.problems:
+            typer.echo(f"problem:  {line}")
+        for line in report.notes:
+            typer.echo(f"note:     {line}")
+        if report.ok:
+            typer.echo(f"{index}: consistent")
+        else:
+            typer.echo(f"{index}: inconsistent; run searchkit check {index} --repair", err=True)
+    if not report.ok:
+        raise typer.Exit(1)

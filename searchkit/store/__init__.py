@@ -1,0 +1,31 @@
+"""The SQLite store (through sqlite-utils): the source of truth of an index.
+
+It knows rows, never FAISS. Tables:
+
+- ``items``: one row per item. ``id`` is the integer the vector index holds
+  (AUTOINCREMENT, so a deleted id is never handed out again); ``key`` is the
+  user's id; ``metadata`` is JSON; ``embedding`` is the model's float32 vector as
+  little-endian bytes (raw, not normalised), so that the vectors can be rebuilt
+  for any metric without embedding again.
+- ``pending``: rows of an ingest in progress, committed batch by batch so that
+  a crashed ingest can reuse their embeddings; ``apply`` moves one run's rows
+  into ``items`` in a single transaction.
+- ``state``: ``generation``, bumped by every committed change (the manifest
+  records the generation its FAISS file reflects), and ``config``, the index's
+  model fingerprint, metric and index type as JSON: the manifest can always be
+  rebuilt from it.
+- ``items_fts``: an FTS5 index over ``items.text`` for keyword search (BM25), kept in
+  step with ``items`` by triggers (migrations.py).
+- ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
+
+Modules: ``database`` (`Store`: the reads and writes), ``opening`` (connecting and
+migrating), ``fulltext`` (keyword search), ``rows`` (the row values), ``damage`` (a
+damaged file reported as CorruptIndexError).
+"""
+
+from searchkit.store.damage import guarded as guarded
+from searchkit.store.database import Store
+from searchkit.store.fulltext import fts_query as fts_query
+from searchkit.store.rows import PendingRow, StoredItem
+
+__all__ = ["PendingRow", "Store", "StoredItem"]
