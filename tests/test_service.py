@@ -221,6 +221,31 @@ def test_a_missing_vectors_file_is_an_error_until_repaired(tmp_path: Path, tiny:
     assert Index.open(folder, embedder=tiny).vectors.ntotal == 2
 
 
+def test_a_reader_overtaken_between_its_snapshot_and_its_load_takes_a_new_snapshot(
+    tmp_path: Path, tiny: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer may commit and remove the old vector file after a reader's snapshot named
+    it and before the reader opens it (seen in the service's load test)."""
+    from searchkit.service import protocol
+
+    folder = tmp_path / "i"
+    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}])
+    reader, writer = Index.open(folder, embedder=tiny), Index.open(folder, embedder=tiny)
+    writer.add([{"id": "b", "text": "beta"}])  # the reader is now one generation behind
+    load = protocol.VectorIndex.load
+    overtaken: list[Path] = []
+
+    def overtaking_load(path: Path, *args: Any) -> Any:
+        if not overtaken:  # a writer gets in between, once
+            overtaken.append(path)
+            writer.add([{"id": "c", "text": "gamma"}])
+        return load(path, *args)
+
+    monkeypatch.setattr(protocol.VectorIndex, "load", overtaking_load)
+    assert {h.id for h in reader.search("alpha", k=10)} == {"a", "b", "c"}
+    assert overtaken and not overtaken[0].exists()
+
+
 def test_build_creates_nothing_when_the_first_ingest_fails(tmp_path: Path, model: Any) -> None:
     bad = tmp_path / "input.txt"
     bad.write_bytes(b"a good line\n" * 600 + b"a bad \xff line\n")

@@ -50,7 +50,8 @@ from searchkit.vectors import Layout, VectorIndex, plan
 __all__ = ["DB_FILE", "WriteProtocol", "empty_vectors", "storage_errors", "vectors_file"]
 
 DB_FILE = "index.db"
-_SNAPSHOT_ATTEMPTS = 3
+# Snapshots a busy writer may overtake before a read gives up (each write takes one).
+_SNAPSHOT_ATTEMPTS = 20
 T = TypeVar("T")
 
 
@@ -124,12 +125,17 @@ class WriteProtocol:
         snapshot that was just overtaken may find its file gone: take a new one.
         Safe to call from several threads at once; writes are not (one writer per Index).
         """
+        missing = -1
         for _ in range(_SNAPSHOT_ATTEMPTS):
             with self._snapshot_lock, self.store.transaction():
+                generation = self.store.generation
                 if self._sync():
                     return read()
+            if generation == missing:
+                break  # the same generation's file gone twice: no writer overtook us, it is lost
+            missing = generation
         raise CorruptIndexError(
-            f"{self.path}: {vectors_file(self.store.generation)} is missing; run searchkit check --repair"
+            f"{self.path}: {vectors_file(missing)} is missing; run searchkit check --repair"
         )
 
     def _sync(self) -> bool:
@@ -138,10 +144,13 @@ class WriteProtocol:
         if generation == self.generation:
             return True
         path = self.path / vectors_file(generation)
-        if not path.exists():
-            return False
         manifest = self.manifest.with_config(self.store.config)
-        self.vectors = VectorIndex.load(path, manifest.metric, manifest.layout, manifest.model.dimension)
+        try:
+            self.vectors = VectorIndex.load(path, manifest.metric, manifest.layout, manifest.model.dimension)
+        except CorruptIndexError:
+            if path.exists():
+                raise
+            return False  # removed by a writer that committed after this snapshot began
         self.manifest = manifest
         self.generation = generation
         return True
