@@ -187,14 +187,8 @@ class Store:
         """Up to `n` embeddings drawn at random (to train quantisers on)."""
         # Ids first: sorting whole rows by random() would sort every embedding blob.
         ids = [r[0] for r in self.db.execute("SELECT id FROM items ORDER BY random() LIMIT ?", (n,))]
-        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT embedding FROM items WHERE id IN ({marks})", chunk)
-            for i, (blob,) in enumerate(rows, start=start):
-                out[i] = self._vector(blob)
-        return out
+        batches = [vectors for _, vectors in self.iter_embeddings(ids)]
+        return np.concatenate(batches) if batches else np.zeros((0, self.dimension), dtype=np.float32)
 
     @guarded
     def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
