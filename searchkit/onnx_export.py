@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -26,7 +27,7 @@ BACKEND_FP32 = "onnx"
 BACKEND_INT8 = "onnx-int8"
 # Part of every cached file name: bump it when the export or the quantisation changes, so that
 # files written by an older searchkit are never mistaken for current ones.
-_FORMAT = 1
+_FORMAT = 2
 _OPSET = 17
 OUTPUT = "token_embeddings"
 
@@ -39,20 +40,40 @@ def cache_dir() -> Path:
 
 def onnx_path(weights_sha256: str, quantized: bool) -> Path:
     """Where the ONNX file for these weights and this backend is (or will be) cached."""
-    backend = BACKEND_INT8 if quantized else BACKEND_FP32
-    return cache_dir() / "onnx" / weights_sha256 / f"{backend}.v{_FORMAT}.onnx"
+    return _cached(weights_sha256, BACKEND_INT8 if quantized else BACKEND_FP32)
+
+
+def _cached(weights_sha256: str, kind: str) -> Path:
+    return cache_dir() / "onnx" / weights_sha256 / f"{kind}.v{_FORMAT}.onnx"
 
 
 def ensure_exported(layout: ModelLayout, weights_sha256: str, quantized: bool) -> Path:
+    """The cached ONNX file for these weights and backend, made first if it is missing.
+
+    Three files: ``export`` (the transformer as torch exports it), ``onnx`` (the export
+    with its attention fused where onnx_fusion can, else the export itself) and
+    ``onnx-int8`` (quantised from the export: quantising fused attention would leave
+    its products in fp32).
+    """
     target = onnx_path(weights_sha256, quantized)
     if target.exists():
         return target
-    fp32 = onnx_path(weights_sha256, False)
-    if not fp32.exists():
-        _write_atomically(fp32, lambda tmp: _export(layout, tmp))
+    export = _cached(weights_sha256, "export")
+    if not export.exists():
+        _write_atomically(export, lambda tmp: _export(layout, tmp))
     if quantized:
-        _write_atomically(target, lambda tmp: _quantize(fp32, tmp))
+        _write_atomically(target, lambda tmp: _quantize(export, tmp))
+    else:
+        _write_atomically(target, lambda tmp: _fuse_or_copy(layout, export, tmp))
     return target
+
+
+def _fuse_or_copy(layout: ModelLayout, export: Path, out: Path) -> None:
+    from searchkit.onnx_fusion import fuse_attention
+
+    heads = layout.num_heads
+    if heads is None or not fuse_attention(export, out, heads):
+        shutil.copyfile(export, out)
 
 
 def _write_atomically(target: Path, produce: Callable[[Path], None]) -> None:

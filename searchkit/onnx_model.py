@@ -47,6 +47,7 @@ class ModelLayout:
     pooling: tuple[str, ...]
     normalize: bool
     dimension: int
+    num_heads: int | None = None  # attention heads, where config.json says (for onnx_fusion)
 
 
 def _read_json(path: Path) -> Any:
@@ -93,6 +94,7 @@ def read_layout(model_dir: Path) -> ModelLayout:
         pooling=pooling,
         normalize=normalize,
         dimension=width * len(pooling),
+        num_heads=heads if isinstance(heads := hf_config.get("num_attention_heads"), int) else None,
     )
 
 

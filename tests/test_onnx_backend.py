@@ -133,7 +133,7 @@ def test_export_is_cached(
     assert [path.stat().st_mtime_ns for path in files] == before
     assert np.array_equal(again.encode(TEXTS[:3]), int8.encode(TEXTS[:3]))
     folder = fp32.model_path.parent
-    assert sorted(p.name for p in folder.iterdir()) == ["onnx-int8.v1.onnx", "onnx.v1.onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["export.v2.onnx", "onnx-int8.v2.onnx", "onnx.v2.onnx"]
     assert folder.name == bundled[1]
 
 
