@@ -10,7 +10,7 @@ import sqlite3
 
 import sqlite_utils
 
-__all__ = ["MIGRATIONS", "migrate", "statements"]
+__all__ = ["MIGRATIONS", "is_current", "migrate", "statements"]
 
 M001_INITIAL = """
 CREATE TABLE items (
@@ -92,7 +92,7 @@ def statements(script: str) -> list[str]:
 
 def migrate(db: sqlite_utils.Database) -> None:
     """Apply the migrations `db` lacks, each exactly once even with several processes at once."""
-    if _applied(db) >= {name for name, _ in MIGRATIONS}:
+    if is_current(db):
         return
     # Two processes may open an older index at once: take the write lock first
     # (BEGIN IMMEDIATE), then look again, so that each migration runs exactly once.
@@ -115,6 +115,11 @@ def migrate(db: sqlite_utils.Database) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def is_current(db: sqlite_utils.Database) -> bool:
+    """Whether `db` has every migration (a read-only database must, to be used)."""
+    return _applied(db) >= {name for name, _ in MIGRATIONS}
 
 
 def _applied(db: sqlite_utils.Database) -> set[str]:

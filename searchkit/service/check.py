@@ -9,6 +9,8 @@ other files; check says so.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -41,14 +43,19 @@ def check(
     if not (folder / MANIFEST).exists() and not (folder / DB_FILE).exists():
         raise IndexNotFoundError(f"{folder}: not a searchkit index (no {MANIFEST}, no {DB_FILE})")
     report = CheckReport(str(folder))
-    with storage_errors(folder), WriteLock(folder, lock_timeout):
+    # A folder no one can write needs no lock to be read still (nor can one be taken in it);
+    # a repair needs write access, and says so through storage_errors.
+    read_only = not repair and not os.access(folder, os.W_OK)
+    lock = contextlib.nullcontext() if read_only else WriteLock(folder, lock_timeout)
+    with storage_errors(folder), lock:
         try:
             store = Store(folder / DB_FILE)
         except CorruptIndexError as exc:
             report.problems.append(f"database: {exc}")
             return report
         try:
-            _finish_interrupted_write(folder, store, report, embedder)
+            if not read_only:
+                _finish_interrupted_write(folder, store, report, embedder)
             _inspect(folder, store, report)
             if repair and (report.problems or report.notes):
                 _repair(folder, store, report, embedder)
@@ -109,9 +116,10 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
     if malformed:
         report.problems.append(f"database: {len(malformed)} stored embedding(s) of the wrong size")
     _inspect_vectors(folder, store, expected, report, skip=set(malformed))
-    fulltext = store.fulltext_problem()
-    if fulltext:
-        report.problems.append(f"{_KEYWORD}: {fulltext}")
+    if store.read_only:
+        report.notes.append(f"{_KEYWORD} not checked: FTS5's check writes, and the folder is read-only")
+    elif problem := store.fulltext_problem():
+        report.problems.append(f"{_KEYWORD}: {problem}")
     pending = store.pending_total()
     if pending:
         report.notes.append(f"{pending} staged row(s) of an interrupted ingest (reused by the next one)")

@@ -30,6 +30,7 @@ that generation: it sees the index before or after a write, never a mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -194,14 +195,18 @@ def storage_errors(folder: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc):
+            raise StorageError(f"cannot write to {folder}: {exc}; {_READ_ONLY}") from exc
         raise StorageError(f"cannot write to {folder}: {exc}; {_REMEDY}") from exc
     except OSError as exc:
-        raise StorageError(f"cannot write to {folder}: {exc.strerror or exc}; {_REMEDY}") from exc
+        remedy = _READ_ONLY if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else _REMEDY
+        raise StorageError(f"cannot write to {folder}: {exc.strerror or exc}; {remedy}") from exc
     except StorageError as exc:  # from the FAISS writer, which knows only its file
         raise StorageError(f"cannot write to {folder}: {exc}; {_REMEDY}") from exc
 
 
 _REMEDY = "free disk space or fix permissions, then re-run (committed items are kept)"
+_READ_ONLY = "the folder is read-only to this user; searches still work, writes need write access"
 
 
 def empty_vectors(manifest: Manifest) -> VectorIndex:

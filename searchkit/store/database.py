@@ -21,7 +21,7 @@ from searchkit.filters import Where
 from searchkit.metrics import Matrix
 from searchkit.store import fulltext
 from searchkit.store.damage import damaged, guarded
-from searchkit.store.opening import open_database
+from searchkit.store.opening import open_database, writable
 from searchkit.store.rows import PendingRow, StoredItem
 
 __all__ = ["Store"]
@@ -36,6 +36,7 @@ class Store:
     def __init__(self, path: Path, dimension: int | None = None, create: bool = False) -> None:
         """Open the database (or create it); `dimension` defaults to the one in ``config``."""
         self.path = path
+        self.read_only = not create and not writable(path)  # then searches work, writes fail
         self.db, self.dimension = open_database(path, dimension, create)
 
     def close(self) -> None:

@@ -1,21 +1,30 @@
 """Opening ``index.db``: the connection's settings, the schema brought up to date, and
 what a failure to open means (in use or read-only: StorageError; damaged: CorruptIndexError).
+
+An index in a folder this process cannot write (a read-only mount, another user's folder)
+opens read-only, so that it can still be searched, listed and checked: SQLite's ``mode=ro``
+where the WAL's ``-shm`` file can be used, else ``immutable=1``, which SQLite may only be
+told when nothing is writing the file. Nothing can while the folder is read-only to
+everyone; an owner writing it while another user reads it with ``immutable`` is not
+supported (SQLite would not see the owner's commits).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 import sqlite_utils
 
 from searchkit.errors import CorruptIndexError, StorageError
 from searchkit.filters import NUMBER_FUNCTION, as_number
-from searchkit.migrations import migrate
+from searchkit.migrations import is_current, migrate
 from searchkit.store.damage import damaged
 
-__all__ = ["open_database"]
+__all__ = ["open_database", "writable"]
 
 
 def open_database(path: Path, dimension: int | None, create: bool) -> tuple[sqlite_utils.Database, int]:
@@ -25,6 +34,8 @@ def open_database(path: Path, dimension: int | None, create: bool) -> tuple[sqli
         raise CorruptIndexError(
             f"{path.parent}: {path.name} is missing, and with it every item; restore it from a backup"
         )
+    if not create and not writable(path):
+        return _open_read_only(path, dimension)
     conn: sqlite3.Connection | None = None
     try:
         new = not path.exists()
@@ -47,6 +58,39 @@ def open_database(path: Path, dimension: int | None, create: bool) -> tuple[sqli
         raise StorageError(
             f"{path}: cannot open the database for this searchkit ({exc}); "
             "open it once with write access, or retry when the writer is done"
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise damaged(exc, path) from None
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write the database at `path` (else it opens read-only)."""
+    # SQLite writes beside the file (-wal, -shm) even to read, so the folder counts too.
+    return os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
+
+
+def _open_read_only(path: Path, dimension: int | None) -> tuple[sqlite_utils.Database, int]:
+    """A read-only connection to the database of a folder this process cannot write."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    in_use = path.with_name(path.name + "-wal").exists()
+    conn: sqlite3.Connection | None = None
+    try:
+        # A -wal file means a writer has (or had) the database open: only mode=ro, which
+        # reads its commits through -shm, is safe then. Without one, nothing is writing.
+        conn = sqlite3.connect(uri if in_use else uri + "&immutable=1", uri=True, check_same_thread=False)
+        conn.create_function(NUMBER_FUNCTION, 1, as_number, deterministic=True)
+        db = sqlite_utils.Database(conn)
+        if not is_current(db):
+            raise sqlite3.OperationalError("it was made by an older searchkit and needs upgrading")
+        return db, dimension if dimension is not None else _config_dimension(db)
+    except sqlite3.OperationalError as exc:
+        if conn is not None:
+            conn.close()
+        raise StorageError(
+            f"{path.parent}: the folder is read-only to this user and the index cannot be read "
+            f"without writing to it ({exc}); open it once with write access"
         ) from None
     except sqlite3.DatabaseError as exc:
         if conn is not None:
