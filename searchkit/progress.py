@@ -14,8 +14,11 @@ from typing import TextIO
 __all__ = ["Progress", "estimate_items"]
 
 
-def estimate_items(inputs: Iterable[str]) -> int | None:
-    """Lines in the input files (about one item each); None when one is stdin."""
+def estimate_items(inputs: Iterable[str], split: str = "none") -> int | None:
+    """Lines in the input files (about one item each); None when one is stdin, or when
+    texts are split (how many pieces a line makes is known only once it is split)."""
+    if split != "none":
+        return None
     total = 0
     for arg in inputs:
         if arg == "-":

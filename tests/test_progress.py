@@ -38,3 +38,5 @@ def test_estimate_counts_lines_and_gives_up_on_stdin(tmp_path: Path) -> None:
     (tmp_path / "d" / "b.jsonl").write_text("{}\n{}\n")
     assert estimate_items([str(tmp_path / "a.txt"), str(tmp_path / "d")]) == 5
     assert estimate_items([str(tmp_path / "a.txt"), "-"]) is None
+    # Split into pieces, a line makes an unknown number of items: no total, so no false ETA.
+    assert estimate_items([str(tmp_path / "a.txt")], split="sentences") is None

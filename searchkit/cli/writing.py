@@ -53,7 +53,7 @@ def index_cmd(
     from searchkit.service import build
 
     records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
-    progress = Progress(estimate_items(inputs) if sys.stderr.isatty() else None)
+    progress = Progress(estimate_items(inputs, split) if sys.stderr.isatty() else None)
     try:
         opened, report = build(
             index,
