@@ -4,13 +4,19 @@ Every index is wrapped in an ID map, so FAISS holds the store's row ids, never
 positions: deletes and updates can't make ids drift from rows. Files are written
 to a temporary name, fsynced and renamed, so a reader sees the old file or the
 new one, never half of either.
+
+FAISS cannot unlink a node from an HNSW graph, and IVF under an id map cannot remove in
+place either; for those, a delete (or the replaced vector of an update) marks the vector's
+id-map entry -1, and every search skips -1 entries through an ID selector. The marks are in
+the file, so they need no format of their own; past `_COMPACT_FRACTION` of dead entries,
+the index is rebuilt without them. A delete at 100k HNSW vectors took 10.5 s as a rebuild.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,11 @@ _TRAINING_FLOOR = 50_000
 _MIN_POINTS = {"ivf": 2 * _POINTS_PER_CENTROID, "ivf-pq": 256 * _POINTS_PER_CENTROID}
 
 IdArray = npt.NDArray[np.int64]
+# The id-map entry of a removed vector that is still in the FAISS structure.
+_DEAD = -1
+# Rebuild without the dead entries once they are this share of the structure: at most a
+# third more memory and file, and each rebuild (O(n log n) for HNSW) pays for n/4 deletes.
+_COMPACT_FRACTION = 0.25
 
 
 def _faiss() -> Any:
@@ -172,6 +183,7 @@ class VectorIndex:
     index: Any
     metric: Metric
     layout: Layout
+    dead: int = field(default=0)  # id-map entries marked _DEAD (removed, not yet compacted)
 
     @classmethod
     def create(
@@ -209,6 +221,7 @@ class VectorIndex:
                 f"metric type {index.metric_type}); run searchkit check --repair"
             )
         loaded = cls(index, metric, layout)
+        loaded.dead = int(np.count_nonzero(loaded._id_map() == _DEAD))
         loaded._apply_search_params()
         return loaded
 
@@ -234,14 +247,20 @@ class VectorIndex:
     def supports_remove(self) -> bool:
         """Whether FAISS can remove in place under the id map: only for flat codes, which
         it compacts. (IVF keeps stale positions that the id map then misreads; HNSW
-        cannot unlink a node at all.)"""
+        cannot unlink a node at all.) The others mark removed entries dead."""
         return self.layout.kind in ("flat", "sq8")
 
     @property
     def ntotal(self) -> int:
-        return int(self.index.ntotal)
+        """The live vectors (dead entries not counted)."""
+        return int(self.index.ntotal) - self.dead
 
     def ids(self) -> IdArray:
+        """The ids of the live vectors, in FAISS's order."""
+        ids = self._id_map()
+        return ids[ids != _DEAD] if self.dead else ids
+
+    def _id_map(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self.index.id_map), dtype=np.int64)
 
     def flat_vectors(self) -> tuple[IdArray, Matrix] | None:
@@ -270,22 +289,37 @@ class VectorIndex:
             return 0
         if self.supports_remove:
             return int(self.index.remove_ids(np.asarray(ids, dtype=np.int64)))
-        # Rebuild from the index's own vectors without them, keeping what was trained
-        # (centroids, quantiser ranges). O(n), or O(n log n) for HNSW: batch your deletes.
-        # Quantised types give back decoded vectors; the service re-scores exactly anyway.
+        id_map = self._id_map()
+        doomed = np.isin(id_map, ids) & (id_map != _DEAD)
+        removed = int(np.count_nonzero(doomed))
+        id_map[doomed] = _DEAD
+        faiss = _faiss()
+        faiss.copy_array_to_vector(id_map, self.index.id_map)
+        self.index.construct_rev_map()
+        self.dead += removed
+        if self.dead > _COMPACT_FRACTION * int(self.index.ntotal):
+            self.compact()
+        return removed
+
+    def compact(self) -> None:
+        """Rebuild without the dead entries, keeping what was trained (centroids,
+        quantiser ranges). O(n), or O(n log n) for HNSW. Quantised types give back decoded
+        vectors; the service re-scores exactly anyway."""
+        if not self.dead:
+            return
         faiss = _faiss()
         inner = faiss.downcast_index(self.index.index)
         if hasattr(inner, "make_direct_map"):
             inner.make_direct_map()  # IVF can reconstruct only through a direct map
-        keep_ids = self.ids()
-        vectors = inner.reconstruct_n(0, self.ntotal)
-        mask = ~np.isin(keep_ids, ids)
+        id_map = self._id_map()
+        vectors = inner.reconstruct_n(0, len(id_map))
+        live = id_map != _DEAD
         fresh = faiss.clone_index(self.index)
         fresh.reset()
-        fresh.add_with_ids(np.ascontiguousarray(vectors[mask]), keep_ids[mask])
+        fresh.add_with_ids(np.ascontiguousarray(vectors[live]), id_map[live])
         self.index = fresh
+        self.dead = 0
         self._apply_search_params()
-        return int((~mask).sum())
 
     def search(
         self, queries: Matrix, k: int, allowed: IdArray | None = None
@@ -297,13 +331,28 @@ class VectorIndex:
         """
         k = max(1, min(k, self.ntotal))
         data = np.ascontiguousarray(queries, dtype=np.float32)
-        if allowed is None:
-            distances, ids = self.index.search(data, k)
+        if allowed is None and not self.dead:
+            return self.index.search(data, k)  # type: ignore[no-any-return]
+        faiss = _faiss()
+        if allowed is not None:
+            # The dead entries' -1 is never among the allowed ids.
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed[allowed != _DEAD], dtype=np.int64))
         else:
-            faiss = _faiss()
-            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            distances, ids = self.index.search(data, k, params=faiss.SearchParameters(sel=selector))
+            dead = faiss.IDSelectorBatch(np.array([_DEAD], dtype=np.int64))
+            selector = faiss.IDSelectorNot(dead)
+        distances, ids = self.index.search(data, k, params=self._params(selector))
         return distances, ids
+
+    def _params(self, selector: Any) -> Any:
+        """Search parameters with `selector`, of the type the inner index wants: IVF refuses
+        others, and its own default nprobe (1) would replace the index's."""
+        faiss = _faiss()
+        inner = faiss.downcast_index(self.index.index)
+        if isinstance(inner, faiss.IndexIVF):
+            return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
+        if hasattr(inner, "hnsw"):
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+        return faiss.SearchParameters(sel=selector)
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename, fsync the folder."""

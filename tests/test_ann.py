@@ -70,7 +70,7 @@ def test_default_settings_recall_against_exact_search(kind: str, metric: Metric,
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "hnsw-sq8"])
-def test_hnsw_removes_by_rebuilding_its_graph(kind: str) -> None:
+def test_hnsw_removes_by_marking_entries_dead(kind: str) -> None:
     data = clustered(500)
     ids = np.arange(500, dtype=np.int64)
     index = VectorIndex.create(DIM, Metric.EUCLIDEAN, plan(kind, Metric.EUCLIDEAN, 500, DIM))
@@ -83,6 +83,25 @@ def test_hnsw_removes_by_rebuilding_its_graph(kind: str) -> None:
     assert found[0][0] != 3 and found[1][0] == 10
     index.add(np.array([10], dtype=np.int64), data[[20]])  # an update: replaced, not duplicated
     assert index.ntotal == 498 and index.ids().tolist().count(10) == 1
+    assert index.dead == 3  # 3, 4 and the old 10: still in the graph, skipped by every search
+
+
+def test_deletes_and_updates_on_hnsw_leave_a_consistent_index(tmp_path: Path) -> None:
+    folder = tmp_path / "i"
+    index = Index.create(folder, embedder=Embed(), index_type="hnsw")
+    index.add(items(0, 2000))
+    index.delete([str(i) for i in range(0, 200, 2)])
+    # An update: item 1's text now embeds as item 1999's vector.
+    index.add([{"id": "1", "text": "item 1999"}])
+    assert index.vectors.dead == 101 and index.vectors.ntotal == len(index) == 1900
+    assert check(folder).ok and index.info()["counts"]["vectors"] == 1900
+    reopened = Index.open(folder, embedder=Embed())
+    assert reopened.vectors.dead == 101  # the marks were saved with the vectors
+    assert {h.id for h in reopened.search("item 1999", k=2)} == {"1", "1999"}
+    assert all(int(h.id) % 2 or int(h.id) >= 200 for h in reopened.search("item 100", k=50))
+    reopened.delete([str(i) for i in range(1000, 1600)])  # past a quarter dead: compacted
+    assert reopened.vectors.dead == 0 and reopened.vectors.ntotal == len(reopened) == 1300
+    assert check(folder).ok
 
 
 def test_unknown_and_bad_options_are_refused() -> None:

@@ -332,3 +332,71 @@ def test_load_of_a_file_without_an_id_map_is_corrupt(tmp_path: Path) -> None:
     faiss.write_index(plain, str(path))
     with pytest.raises(CorruptIndexError):
         VectorIndex.load(path, Metric.EUCLIDEAN, FLAT, DIM)
+
+
+# --- types that cannot remove in place: dead marks, then compaction -----------------
+
+MARKING = ["hnsw", "hnsw-sq8", "ivf", "ivf-pq"]
+
+
+def _graph_or_ivf(kind: str) -> tuple[VectorIndex, np.ndarray, np.ndarray]:
+    metric = Metric.COSINE
+    n = 10_000 if kind == "ivf-pq" else 4000  # below its training floor ivf-pq stays flat
+    dim = 16
+    vectors = prepare(random_vectors(n, seed=5, dim=dim), metric)
+    # Exact-leaning settings, so that results can be compared with brute force.
+    options = {"hnsw": {"ef_search": 400}, "hnsw-sq8": {"ef_search": 400}, "ivf": {"nprobe": 64}}
+    layout = plan(kind, metric, n, dim, {**options.get(kind, {})})
+    assert layout.kind == kind
+    index = VectorIndex.create(dim, metric, layout)
+    index.train(vectors)
+    ids = np.arange(n, dtype=np.int64) * 5 + 3
+    index.add(ids, vectors, replace=False)
+    return index, ids, vectors
+
+
+@pytest.mark.parametrize("kind", MARKING)
+def test_a_remove_marks_entries_dead_and_searches_skip_them(kind: str, tmp_path: Path) -> None:
+    index, ids, vectors = _graph_or_ivf(kind)
+    gone = ids[::10]
+    assert index.remove(np.concatenate([gone, [999_999_999]])) == len(gone)
+    assert index.dead == len(gone) and index.index.ntotal == len(ids)  # nothing rebuilt
+    assert index.ntotal == len(ids) - len(gone)
+    assert sorted(index.ids().tolist()) == sorted(set(ids.tolist()) - set(gone.tolist()))
+    assert index.remove(gone[:3]) == 0  # already dead
+    _, found = index.search(vectors[:50], 10)
+    assert not np.isin(found, gone).any() and (found >= 0).all()  # k live hits, none removed
+    allowed = ids[:40]
+    _, within = index.search(vectors[:5], 10, allowed=allowed)
+    assert np.isin(within[within >= 0], np.setdiff1d(allowed, gone)).all()
+    # The marks are in the file: a loaded index skips the same entries.
+    index.save(tmp_path / "v.faiss")
+    loaded = VectorIndex.load(tmp_path / "v.faiss", index.metric, index.layout, 16)
+    assert loaded.dead == index.dead and loaded.ntotal == index.ntotal
+    assert np.array_equal(loaded.search(vectors[:50], 10)[1], found)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_a_replaced_vector_is_found_as_the_new_one(kind: str) -> None:
+    index, ids, vectors = _graph_or_ivf(kind)
+    target = int(ids[7])
+    new = prepare(random_vectors(1, seed=77, dim=16), Metric.COSINE)
+    index.add(np.array([target], dtype=np.int64), new)
+    assert index.dead == 1 and index.ntotal == len(ids)
+    assert sorted(index.ids().tolist()) == sorted(ids.tolist())
+    assert index.search(new, 1)[1][0, 0] == target  # found by its new vector
+    _, near_old = index.search(vectors[7:8], 3)
+    assert target not in near_old[0].tolist()  # not by the old one (random 16-d vectors are far apart)
+
+
+@pytest.mark.parametrize("kind", MARKING)
+def test_past_a_quarter_dead_the_index_is_compacted(kind: str) -> None:
+    index, ids, vectors = _graph_or_ivf(kind)
+    index.remove(ids[: len(ids) // 5])
+    assert index.dead == len(ids) // 5
+    index.remove(ids[len(ids) // 5 : len(ids) // 3])
+    assert index.dead == 0 and index.index.ntotal == index.ntotal == len(ids) - len(ids) // 3
+    assert sorted(index.ids().tolist()) == sorted(ids[len(ids) // 3 :].tolist())
+    if kind != "ivf-pq":  # product-quantised codes are too coarse for this at 16 dimensions
+        _, found = index.search(vectors[-20:], 1)
+        assert found[:, 0].tolist() == ids[-20:].tolist()  # each live vector still finds itself
