@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
@@ -35,34 +36,59 @@ def open_database(path: Path, dimension: int | None, create: bool) -> tuple[sqli
             f"{path.parent}: {path.name} is missing, and with it every item; restore it from a backup"
         )
     if not create and not writable(path):
-        return _open_read_only(path, dimension)
+        return _open(path, dimension, lambda: _connect_read_only(path), _require_current, _cannot_read)
+    return _open(path, dimension, lambda: _connect(path), migrate, _cannot_open)
+
+
+def _open(
+    path: Path,
+    dimension: int | None,
+    connect: Callable[[], sqlite3.Connection],
+    settle: Callable[[sqlite_utils.Database], None],
+    cannot: Callable[[Path, sqlite3.OperationalError], str],
+) -> tuple[sqlite_utils.Database, int]:
+    """Connect, bring the schema to this searchkit (`settle`), and sort out failures:
+    OperationalError is not damage (locked, read-only); other DatabaseErrors are."""
     conn: sqlite3.Connection | None = None
     try:
-        new = not path.exists()
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn = connect()
+        conn.create_function(NUMBER_FUNCTION, 1, as_number, deterministic=True)
+        db = sqlite_utils.Database(conn)
+        settle(db)
+        return db, dimension if dimension is not None else _config_dimension(db)
+    except sqlite3.OperationalError as exc:
+        if conn is not None:
+            conn.close()
+        raise StorageError(cannot(path, exc)) from None
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise damaged(exc, path) from None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    new = not path.exists()
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    try:
         if new:
             # Must precede the first table: lets deletes hand pages back to the filesystem.
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a write is on disk when commit returns, even across power loss.
         conn.execute("PRAGMA synchronous=FULL")
-        conn.create_function(NUMBER_FUNCTION, 1, as_number, deterministic=True)
-        db = sqlite_utils.Database(conn)
-        migrate(db)
-        return db, dimension if dimension is not None else _config_dimension(db)
-    except sqlite3.OperationalError as exc:
-        # Not damage: a read-only file that an older index's migration must write to,
-        # or another process holding the write lock past the timeout.
-        if conn is not None:
-            conn.close()
-        raise StorageError(
-            f"{path}: cannot open the database for this searchkit ({exc}); "
-            "open it once with write access, or retry when the writer is done"
-        ) from None
-    except sqlite3.DatabaseError as exc:
-        if conn is not None:
-            conn.close()
-        raise damaged(exc, path) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _cannot_open(path: Path, exc: sqlite3.OperationalError) -> str:
+    # A file that an older index's migration must write to, or another process holding
+    # the write lock past the timeout.
+    return (
+        f"{path}: cannot open the database for this searchkit ({exc}); "
+        "open it once with write access, or retry when the writer is done"
+    )
 
 
 def writable(path: Path) -> bool:
@@ -71,31 +97,25 @@ def writable(path: Path) -> bool:
     return os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
 
 
-def _open_read_only(path: Path, dimension: int | None) -> tuple[sqlite_utils.Database, int]:
+def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to the database of a folder this process cannot write."""
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    # A -wal file means a writer has (or had) the database open: only mode=ro, which
+    # reads its commits through -shm, is safe then. Without one, nothing is writing.
     in_use = path.with_name(path.name + "-wal").exists()
-    conn: sqlite3.Connection | None = None
-    try:
-        # A -wal file means a writer has (or had) the database open: only mode=ro, which
-        # reads its commits through -shm, is safe then. Without one, nothing is writing.
-        conn = sqlite3.connect(uri if in_use else uri + "&immutable=1", uri=True, check_same_thread=False)
-        conn.create_function(NUMBER_FUNCTION, 1, as_number, deterministic=True)
-        db = sqlite_utils.Database(conn)
-        if not is_current(db):
-            raise sqlite3.OperationalError("it was made by an older searchkit and needs upgrading")
-        return db, dimension if dimension is not None else _config_dimension(db)
-    except sqlite3.OperationalError as exc:
-        if conn is not None:
-            conn.close()
-        raise StorageError(
-            f"{path.parent}: the folder is read-only to this user and the index cannot be read "
-            f"without writing to it ({exc}); open it once with write access"
-        ) from None
-    except sqlite3.DatabaseError as exc:
-        if conn is not None:
-            conn.close()
-        raise damaged(exc, path) from None
+    return sqlite3.connect(uri if in_use else uri + "&immutable=1", uri=True, check_same_thread=False)
+
+
+def _require_current(db: sqlite_utils.Database) -> None:
+    if not is_current(db):
+        raise sqlite3.OperationalError("it was made by an older searchkit and needs upgrading")
+
+
+def _cannot_read(path: Path, exc: sqlite3.OperationalError) -> str:
+    return (
+        f"{path.parent}: the folder is read-only to this user and the index cannot be read "
+        f"without writing to it ({exc}); open it once with write access"
+    )
 
 
 def _config_dimension(db: sqlite_utils.Database) -> int:
