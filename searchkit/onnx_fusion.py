@@ -186,7 +186,7 @@ def _same_output(source: Path, target: Path) -> bool:
     except Exception:  # ORT refused the fused graph: keep the export
         return False
     rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 2000, size=(3, 12), dtype=np.int64)
+    ids = rng.integers(5, 100, size=(3, 12), dtype=np.int64)  # within any real vocabulary
     mask = np.ones_like(ids)
     mask[1, 7:] = 0
     mask[2, 3:] = 0
@@ -194,6 +194,9 @@ def _same_output(source: Path, target: Path) -> bool:
     outputs = []
     for session in sessions:
         names = [i.name for i in session.get_inputs()]
-        outputs.append(np.asarray(session.run(None, {n: feeds[n] for n in names})[0]))
+        try:
+            outputs.append(np.asarray(session.run(None, {n: feeds[n] for n in names})[0]))
+        except Exception:  # an input this check cannot make up: keep the export
+            return False
     kept = mask.astype(bool)
     return bool(np.abs(outputs[0][kept] - outputs[1][kept]).max() < _TOLERANCE)
