@@ -10,6 +10,11 @@ place either; for those, a delete (or the replaced vector of an update) marks th
 id-map entry -1, and every search skips -1 entries through an ID selector. The marks are in
 the file, so they need no format of their own; past `_COMPACT_FRACTION` of dead entries,
 the index is rebuilt without them. A delete at 100k HNSW vectors took 10.5 s as a rebuild.
+
+Reads may load a file memory-mapped (`load(..., mapped=True)`): its codes stay in the page
+cache, shared with other processes, and a 100k HNSW file loads in about 0.02 s instead of
+0.14 s. FAISS aborts the whole process when a mapped index is changed (even a clone of
+one), so every change first checks `mapped` and raises instead; writers load unmapped.
 """
 
 from __future__ import annotations
@@ -188,6 +193,7 @@ class VectorIndex:
     metric: Metric
     layout: Layout
     dead: int = field(default=0)  # id-map entries marked _DEAD (removed, not yet compacted)
+    mapped: bool = field(default=False)  # codes memory-mapped from the file: read-only
 
     @classmethod
     def create(
@@ -204,11 +210,15 @@ class VectorIndex:
         return created
 
     @classmethod
-    def load(cls, path: Path, metric: Metric, layout: Layout, dimension: int) -> VectorIndex:
+    def load(
+        cls, path: Path, metric: Metric, layout: Layout, dimension: int, mapped: bool = False
+    ) -> VectorIndex:
+        """Read `path`; `mapped` maps its codes instead of copying them (for reading only)."""
         if not path.exists():
             raise CorruptIndexError(f"{path}: the FAISS file is missing; run searchkit check --repair")
+        flags = getattr(_faiss(), "IO_FLAG_MMAP_IFC", 0) if mapped else 0
         try:
-            index = _faiss().read_index(str(path))
+            index = _faiss().read_index(str(path), flags)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise CorruptIndexError(
@@ -224,7 +234,7 @@ class VectorIndex:
                 f"{path}: the FAISS file does not match the manifest (dimension {index.d}, "
                 f"metric type {index.metric_type}); run searchkit check --repair"
             )
-        loaded = cls(index, metric, layout)
+        loaded = cls(index, metric, layout, mapped=bool(flags))
         loaded.dead = int(np.count_nonzero(loaded._id_map() == _DEAD))
         loaded._apply_search_params()
         return loaded
@@ -242,8 +252,13 @@ class VectorIndex:
     def needs_training(self) -> bool:
         return not bool(self.index.is_trained)
 
+    def _changing(self) -> None:
+        if self.mapped:
+            raise RuntimeError("a memory-mapped vector index cannot be changed; load it unmapped to write")
+
     def train(self, sample: Matrix) -> None:
         """Train the coarse quantiser / codebooks (IVF, PQ, SQ) on a sample of the vectors."""
+        self._changing()
         if self.needs_training:
             self.index.train(np.ascontiguousarray(sample, dtype=np.float32))
 
@@ -281,6 +296,7 @@ class VectorIndex:
         `replace` False the caller promises the ids are new (the check is O(n) a call)."""
         if len(ids) == 0:
             return
+        self._changing()
         if replace:
             self.remove(ids)
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
@@ -288,6 +304,7 @@ class VectorIndex:
     def remove(self, ids: IdArray) -> int:
         if len(ids) == 0 or self.ntotal == 0:
             return 0
+        self._changing()
         ids = np.asarray(ids, dtype=np.int64)
         if not np.isin(ids, self.ids()).any():
             return 0
@@ -311,6 +328,7 @@ class VectorIndex:
         vectors; the service re-scores exactly anyway."""
         if not self.dead:
             return
+        self._changing()
         faiss = _faiss()
         inner = faiss.downcast_index(self.index.index)
         if hasattr(inner, "make_direct_map"):

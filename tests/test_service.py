@@ -235,15 +235,32 @@ def test_a_reader_overtaken_between_its_snapshot_and_its_load_takes_a_new_snapsh
     load = protocol.VectorIndex.load
     overtaken: list[Path] = []
 
-    def overtaking_load(path: Path, *args: Any) -> Any:
+    def overtaking_load(path: Path, *args: Any, **kwargs: Any) -> Any:
         if not overtaken:  # a writer gets in between, once
             overtaken.append(path)
             writer.add([{"id": "c", "text": "gamma"}])
-        return load(path, *args)
+        return load(path, *args, **kwargs)
 
     monkeypatch.setattr(protocol.VectorIndex, "load", overtaking_load)
     assert {h.id for h in reader.search("alpha", k=10)} == {"a", "b", "c"}
     assert overtaken and not overtaken[0].exists()
+
+
+def test_reads_map_the_vector_file_and_writes_load_their_own_copy(tmp_path: Path, tiny: Any) -> None:
+    """A mapped index aborts the process if FAISS is asked to change it: an Index that has
+    searched (mapped) and then writes must load the vectors again, unmapped."""
+    folder = tmp_path / "i"
+    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
+    index = Index.open(folder, embedder=tiny)
+    assert index.search("alpha", k=1)[0].id == "a" and index.vectors.mapped
+    index.add([{"id": "c", "text": "gamma"}])
+    assert not index.vectors.mapped and len(index) == 3
+    index.delete(["a"])
+    assert {h.id for h in index.search("alpha", k=5)} == {"b", "c"}
+    other = Index.open(folder, embedder=tiny)  # another reader maps the newest file
+    assert {h.id for h in other.search("alpha", k=5)} == {"b", "c"} and other.vectors.mapped
+    other.rebuild(metric="dot")
+    assert not other.vectors.mapped and check(folder).ok
 
 
 def test_build_creates_nothing_when_the_first_ingest_fails(tmp_path: Path, model: Any) -> None:

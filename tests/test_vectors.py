@@ -400,3 +400,32 @@ def test_past_a_quarter_dead_the_index_is_compacted(kind: str) -> None:
     if kind != "ivf-pq":  # product-quantised codes are too coarse for this at 16 dimensions
         _, found = index.search(vectors[-20:], 1)
         assert found[:, 0].tolist() == ids[-20:].tolist()  # each live vector still finds itself
+
+
+# --- memory-mapped reads ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivf-pq", "sq8", "hnsw-sq8"])
+def test_a_mapped_load_searches_alike_and_refuses_every_change(kind: str, tmp_path: Path) -> None:
+    """FAISS aborts the process when a mapped index is changed: each change must raise first."""
+    n, dim = 10_000, 16
+    vectors = prepare(random_vectors(n, seed=3, dim=dim), Metric.EUCLIDEAN)
+    index = VectorIndex.create(dim, Metric.EUCLIDEAN, plan(kind, Metric.EUCLIDEAN, n, dim))
+    index.train(vectors)
+    index.add(np.arange(n, dtype=np.int64), vectors, replace=False)
+    path = tmp_path / "v.faiss"
+    index.save(path)
+    copied = VectorIndex.load(path, Metric.EUCLIDEAN, index.layout, dim)
+    mapped = VectorIndex.load(path, Metric.EUCLIDEAN, index.layout, dim, mapped=True)
+    assert mapped.mapped and not copied.mapped
+    a, b = copied.search(vectors[:20], 10), mapped.search(vectors[:20], 10)
+    assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+    changes = [
+        lambda: mapped.add(np.array([n], dtype=np.int64), vectors[:1]),
+        lambda: mapped.remove(np.array([1], dtype=np.int64)),
+        lambda: mapped.train(vectors),
+    ]
+    for change in changes:
+        with pytest.raises(RuntimeError, match="memory-mapped"):
+            change()
+    assert mapped.ntotal == n and mapped.search(vectors[:20], 10)[1].tolist() == b[1].tolist()

@@ -50,6 +50,7 @@ class Index(WriteProtocol):
         self._embedder = embedder
         self.vectors = empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
+        self._writer = False
         # Reads may come from several threads (the HTTP service shares one Index among
         # them): each snapshot swaps in a generation, then uses it, as one step.
         self._snapshot_lock = threading.RLock()

@@ -73,17 +73,23 @@ class WriteProtocol:
     vectors: VectorIndex
     generation: int  # of the vectors in memory; -1: none loaded yet
     _snapshot_lock: threading.RLock
+    _writer: bool  # inside _writing: load vectors unmapped, to change them
 
     @contextlib.contextmanager
     def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the write lock, start from the latest committed state, map disk failures."""
         with storage_errors(self.path), WriteLock(self.path, lock_timeout, on_lock_wait):
-            self._synced(lambda: None)
+            self._writer = True
             try:
+                if self.generation >= 0 and self.vectors.mapped:
+                    self.generation = -1  # read-only in memory: load them again, to change them
+                self._synced(lambda: None)
                 yield
             except BaseException:
                 self.generation = -1  # the vectors in memory may hold an uncommitted change
                 raise
+            finally:
+                self._writer = False
 
     def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
         """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""
@@ -146,8 +152,12 @@ class WriteProtocol:
             return True
         path = self.path / vectors_file(generation)
         manifest = self.manifest.with_config(self.store.config)
+        dimension = manifest.model.dimension
         try:
-            self.vectors = VectorIndex.load(path, manifest.metric, manifest.layout, manifest.model.dimension)
+            # Reads map the file (fast to load, shared page cache); a writer needs its own copy.
+            self.vectors = VectorIndex.load(
+                path, manifest.metric, manifest.layout, dimension, mapped=not self._writer
+            )
         except CorruptIndexError:
             if path.exists():
                 raise
