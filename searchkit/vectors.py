@@ -306,13 +306,13 @@ class VectorIndex:
             return 0
         self._changing()
         ids = np.asarray(ids, dtype=np.int64)
-        if not np.isin(ids, self.ids()).any():
-            return 0
-        if self.supports_remove:
-            return int(self.index.remove_ids(np.asarray(ids, dtype=np.int64)))
         id_map = self._id_map()
         doomed = np.isin(id_map, ids) & (id_map != _DEAD)
         removed = int(np.count_nonzero(doomed))
+        if not removed:
+            return 0
+        if self.supports_remove:
+            return int(self.index.remove_ids(ids))
         id_map[doomed] = _DEAD
         faiss = _faiss()
         faiss.copy_array_to_vector(id_map, self.index.id_map)

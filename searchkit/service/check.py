@@ -10,7 +10,6 @@ other files; check says so.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import prepare
 from searchkit.service.index import Index
 from searchkit.service.protocol import DB_FILE, storage_errors, vectors_file
-from searchkit.store import Store
+from searchkit.store import Store, writable
 from searchkit.types import CheckReport
 from searchkit.vectors import VectorIndex
 
@@ -45,7 +44,7 @@ def check(
     report = CheckReport(str(folder))
     # A folder no one can write needs no lock to be read still (nor can one be taken in it);
     # a repair needs write access, and says so through storage_errors.
-    read_only = not repair and not os.access(folder, os.W_OK)
+    read_only = not repair and not writable(folder / DB_FILE)
     lock = contextlib.nullcontext() if read_only else WriteLock(folder, lock_timeout)
     with storage_errors(folder), lock:
         try:

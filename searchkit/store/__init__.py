@@ -26,6 +26,7 @@ damaged file reported as CorruptIndexError).
 from searchkit.store.damage import guarded as guarded
 from searchkit.store.database import Store
 from searchkit.store.fulltext import fts_query as fts_query
+from searchkit.store.opening import writable
 from searchkit.store.rows import PendingRow, StoredItem
 
-__all__ = ["PendingRow", "Store", "StoredItem"]
+__all__ = ["PendingRow", "Store", "StoredItem", "writable"]

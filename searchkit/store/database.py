@@ -37,7 +37,7 @@ class Store:
         """Open the database (or create it); `dimension` defaults to the one in ``config``."""
         self.path = path
         self.read_only = not create and not writable(path)  # then searches work, writes fail
-        self.db, self.dimension = open_database(path, dimension, create)
+        self.db, self.dimension = open_database(path, dimension, create, self.read_only)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -165,15 +165,7 @@ class Store:
     ) -> Iterator[tuple[np.ndarray, Matrix]]:
         """(ids, vectors) in batches: of every item, or of the given ids."""
         if ids is None:
-            last = 0
-            while True:
-                rows = self.db.execute(
-                    "SELECT id, embedding FROM items WHERE id > ? ORDER BY id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
-                if not rows:
-                    return
-                last = rows[-1][0]
+            for rows in self._pages("id, embedding", batch):
                 yield self._batch(rows)
         else:
             for chunk in _chunks(ids):
@@ -194,17 +186,19 @@ class Store:
     @guarded
     def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
         """(key, text, metadata, embedding bytes) of every item, in id order."""
-        last = 0
-        while True:
-            rows = self.db.execute(
-                "SELECT id, key, text, metadata, embedding FROM items WHERE id > ? ORDER BY id LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        for rows in self._pages("id, key, text, metadata, embedding", batch):
             for _, key, text, metadata, blob in rows:
                 yield key, text, json.loads(metadata), blob
+
+    def _pages(self, columns: str, batch: int) -> Iterator[list[Any]]:
+        """Every item's `columns` (the first must be ``id``), `batch` rows at a time, in id
+        order: each page starts after the last id of the one before, never at an OFFSET."""
+        last = 0
+        while rows := self.db.execute(
+            f"SELECT {columns} FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+        ).fetchall():
+            last = rows[-1][0]
+            yield rows
 
     def _vector(self, blob: bytes) -> Matrix:
         if not isinstance(blob, bytes) or len(blob) != self.dimension * 4:

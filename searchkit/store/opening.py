@@ -28,14 +28,16 @@ from searchkit.store.damage import damaged
 __all__ = ["open_database", "writable"]
 
 
-def open_database(path: Path, dimension: int | None, create: bool) -> tuple[sqlite_utils.Database, int]:
-    """Connect to `path` (created if `create`) and migrate it; the dimension is `dimension`,
-    or else the one recorded in ``config``."""
+def open_database(
+    path: Path, dimension: int | None, create: bool, read_only: bool = False
+) -> tuple[sqlite_utils.Database, int]:
+    """Connect to `path` (created if `create`) and migrate it, or open it `read_only`
+    (see `writable`); the dimension is `dimension`, or else the one recorded in ``config``."""
     if not create and not path.exists():
         raise CorruptIndexError(
             f"{path.parent}: {path.name} is missing, and with it every item; restore it from a backup"
         )
-    if not create and not writable(path):
+    if read_only:
         return _open(path, dimension, lambda: _connect_read_only(path), _require_current, _cannot_read)
     return _open(path, dimension, lambda: _connect(path), migrate, _cannot_open)
 
