@@ -159,6 +159,7 @@ class WriteReport:
 
     added: int = 0
     updated: int = 0
+    metadata_only: int = 0  # of the updated: same text, new metadata or source (not embedded)
     unchanged: int = 0
     deleted: int = 0
     duplicates: int = 0
@@ -176,6 +177,7 @@ class WriteReport:
         return {
             "added": self.added,
             "updated": self.updated,
+            "metadata_only": self.metadata_only,
             "unchanged": self.unchanged,
             "deleted": self.deleted,
             "duplicates": self.duplicates,

@@ -193,7 +193,7 @@ def test_apply_keeps_ids_of_existing_keys_and_gives_new_keys_new_ids(store: Stor
     b = store.items_by_ids([2])[2]
     assert (b.key, b.text, b.metadata) == ("b", "new text of b", {"lang": "en"})
     np.testing.assert_array_equal(b.embedding, vector(9))
-    assert store.hashes_for_keys(["b"]) == {"b": "hash:new text of b"}
+    assert hashes(store, ["b"]) == {"b": "hash:new text of b"}
     assert store.count() == 4
 
 
@@ -286,17 +286,31 @@ def test_delete_of_many_keys_crosses_chunks(store: Store) -> None:
 # --- reads -----------------------------------------------------------------------
 
 
-def test_hashes_for_keys(store: Store) -> None:
-    add(store, "r", row("a", "alpha"), row("b", "beta"))
+def hashes(store: Store, keys: list[str]) -> dict[str, str]:
+    return {key: state.content_hash for key, state in store.states_for_keys(keys).items()}
+
+
+def test_states_for_keys(store: Store) -> None:
+    add(store, "r", row("a", "alpha"), row("b", "beta", lang="en"))
     store.stage("pending-run", [row("p", "pending only")])
-    assert store.hashes_for_keys(["b", "a", "missing", "p"]) == {"a": "hash:alpha", "b": "hash:beta"}
-    assert store.hashes_for_keys([]) == {}
+    assert hashes(store, ["b", "a", "missing", "p"]) == {"a": "hash:alpha", "b": "hash:beta"}
+    state = store.states_for_keys(["b"])["b"]
+    assert (state.metadata, state.source, state.truncated) == ('{"lang": "en"}', "src:b", False)
+    assert store.states_for_keys([]) == {}
+
+
+def test_apply_returns_only_the_ids_whose_vector_changes(store: Store) -> None:
+    add(store, "r1", row("a"), row("b"), row("c"))
+    # b: same text, new metadata; c: new text; d: new key.
+    ids = add(store, "r2", row("b", lang="ko"), row("c", "new text of c", offset=5), row("d"))
+    assert ids == [3, 4]
+    assert store.items_by_ids([2])[2].metadata == {"lang": "ko"}
 
 
 def test_hashes_for_many_keys_crosses_chunks(store: Store) -> None:
     keys = [f"k{i}" for i in range(2000)]
     add(store, "r", *(row(k) for k in keys))
-    found = store.hashes_for_keys([*keys, "nope"])
+    found = hashes(store, [*keys, "nope"])
     assert found == {k: f"hash:text of {k}" for k in keys}
 
 

@@ -75,8 +75,9 @@ def index_cmd(
     if as_json:
         emit_json({"index": str(index), "items": total, **report.to_json()})
         return
+    only = f" ({report.metadata_only} metadata only, not embedded)" if report.metadata_only else ""
     typer.echo(
-        f"{index}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged"
+        f"{index}: {report.added} added, {report.updated} updated{only}, {report.unchanged} unchanged"
         f" ({total} items); {report.embedded} embedded in {report.seconds:.1f} s"
         f" ({report.items_per_second:.0f} items/s)"
     )

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from searchkit import faults
 from searchkit.errors import InputError, UsageError
-from searchkit.lock import WriteLock
-from searchkit.manifest import MANIFEST
 from searchkit.split import split
-from searchkit.store import PendingRow, Store
-from searchkit.types import Metric, Record, WriteReport
+from searchkit.store import PendingRow, RowState, Store, dump_metadata
+from searchkit.types import Record, WriteReport
 
 if TYPE_CHECKING:
     from searchkit.service.index import Index
 
-__all__ = ["SPLIT_FIELDS", "as_record", "build", "content_hash", "new_run", "pieces", "stage"]
+__all__ = ["SPLIT_FIELDS", "as_record", "content_hash", "new_run", "pieces", "stage"]
 
 # The metadata that --split gives each piece: its parent's id, its place, its offsets.
 SPLIT_FIELDS = ("parent", "position", "start", "end")
@@ -41,7 +38,10 @@ def new_run() -> str:
 
 
 def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: WriteReport) -> None:
-    """Embed what `batch` needs and commit it to ``pending``; count what it does."""
+    """Embed what `batch` needs and commit it to ``pending``; count what it does.
+
+    An item whose text, metadata and source are all as stored is unchanged; one whose text
+    alone is as stored is updated with the stored embedding (``metadata only``)."""
     latest: dict[str, Record] = {}
     for record in batch:
         if record.key in latest:
@@ -51,18 +51,19 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
     seen_in_run = store.pending_keys(run, list(latest))
     report.duplicates += len(seen_in_run)
     hashes = {key: content_hash(r.text) for key, r in latest.items()}
-    stored = store.hashes_for_keys(list(latest))
+    stored = store.states_for_keys(list(latest))
     todo = []
     for key, record in latest.items():
-        if stored.get(key) == hashes[key] and key not in seen_in_run:
+        state = stored.get(key)
+        same_text = state is not None and state.content_hash == hashes[key]
+        if same_text and key not in seen_in_run and _same_row(state, record):
             report.unchanged += 1
             continue
         todo.append(record)
         if key not in seen_in_run:
-            if key in stored:
-                report.updated += 1
-            else:
-                report.added += 1
+            report.added += state is None
+            report.updated += state is not None
+            report.metadata_only += same_text
     if not todo:
         return
     known = store.embeddings_for_hashes([hashes[r.key] for r in todo])
@@ -77,7 +78,7 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
         for text, vector in zip(missing, vectors, strict=True):
             known[content_hash(text)] = vector.astype("<f4").tobytes()
         report.embedded += len(missing)
-    flags = index.embedder.truncated_flags([r.text for r in todo])
+    flags = _truncated(index, todo, hashes, stored)
     report.truncated += sum(flags)
     store.stage(
         run,
@@ -86,6 +87,23 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
             for r, flag in zip(todo, flags, strict=True)
         ],
     )
+    faults.reach("after-stage")
+
+
+def _same_row(state: RowState | None, record: Record) -> bool:
+    if state is None:
+        return False
+    return (state.metadata, state.source) == (dump_metadata(record.metadata), record.source)
+
+
+def _truncated(
+    index: Index, todo: list[Record], hashes: dict[str, str], stored: dict[str, RowState]
+) -> list[bool]:
+    """Whether each text is cut at max_seq_length: as stored for a text the row already has
+    (tokenising a long text costs), else asked of the model."""
+    known = {r.key: s.truncated for r in todo if (s := stored.get(r.key)) and s.content_hash == hashes[r.key]}
+    asked = iter(index.embedder.truncated_flags([r.text for r in todo if r.key not in known]))
+    return [known[r.key] if r.key in known else next(asked) for r in todo]
 
 
 def pieces(records: Iterable[Record], mode: str, store: Store, stale: list[str]) -> Iterator[Record]:
@@ -138,91 +156,3 @@ def as_record(item: Record | dict[str, Any], number: int) -> Record:
         metadata={**extra, **metadata},
         source=str(item.get("source", "api")),
     )
-
-
-def build(
-    path: str | Path,
-    records: Iterable[Record],
-    model: str | None = None,
-    metric: str | Metric | None = None,
-    index_type: str = "auto",
-    index_options: dict[str, int] | None = None,
-    backend: str | None = None,
-    batch_size: int = 32,
-    **add_options: Any,
-) -> tuple[Index, WriteReport]:
-    """Add `records` to the index at `path`, creating it if needed; refuse an empty input.
-
-    A new index is built in a hidden sibling folder and renamed into place only when
-    complete, so a failed first ingest leaves nothing behind.
-    """
-    from searchkit.service.index import Index
-
-    folder = Path(path)
-    if (folder / MANIFEST).exists():
-        index = Index.open(folder, model=model, backend=backend)
-        try:
-            if metric is not None and Metric.parse(metric) is not index.metric:
-                raise UsageError(
-                    f"{folder} uses the {index.metric.value} metric, not {Metric.parse(metric).value}; "
-                    f"change it with searchkit rebuild {folder} --metric ..."
-                )
-            return index, _add_some(index, records, batch_size, add_options)
-        except BaseException:
-            index.close()
-            raise
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UsageError(f"{folder}: exists and is not a searchkit index; pick another path")
-    _remove_abandoned_staging(folder)
-    staging = folder.with_name(f".{folder.name}.creating-{uuid.uuid4().hex[:8]}")
-    staging.mkdir(parents=True)
-    owner = WriteLock(staging, timeout=0, name=_OWNER_LOCK)
-    owner.try_acquire()
-    try:
-        index = Index.create(
-            staging,
-            model=model,
-            metric=metric or Metric.COSINE,
-            index_type=index_type,
-            index_options=index_options,
-            backend=backend,
-        )
-        try:
-            report = _add_some(index, records, batch_size, add_options)
-        finally:
-            index.close()
-        if folder.exists():
-            folder.rmdir()
-        staging.rename(folder)
-        (folder / _OWNER_LOCK).unlink(missing_ok=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        owner.release()
-    return Index.open(folder, embedder=index._embedder), report
-
-
-_OWNER_LOCK = "creating.lock"
-
-
-def _remove_abandoned_staging(folder: Path) -> None:
-    """Staging folders of first ingests whose process died (its lock is free)."""
-    for staging in folder.parent.glob(f".{folder.name}.creating-*"):
-        lock = WriteLock(staging, timeout=0, name=_OWNER_LOCK)
-        try:
-            if not lock.try_acquire():
-                continue  # another process is creating this index right now
-            lock.release()
-        except OSError:
-            continue
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _add_some(
-    index: Index, records: Iterable[Record], batch_size: int, options: dict[str, Any]
-) -> WriteReport:
-    report = index.add(records, batch_size=batch_size, **options)
-    if report.added + report.updated + report.unchanged == 0:
-        raise InputError("nothing to index: the input holds no items (empty, or only blank lines)")
-    return report

@@ -27,6 +27,6 @@ from searchkit.store.damage import guarded as guarded
 from searchkit.store.database import Store
 from searchkit.store.fulltext import fts_query as fts_query
 from searchkit.store.opening import writable
-from searchkit.store.rows import PendingRow, StoredItem
+from searchkit.store.rows import PendingRow, RowState, StoredItem, dump_metadata
 
-__all__ = ["PendingRow", "Store", "StoredItem", "writable"]
+__all__ = ["PendingRow", "RowState", "Store", "StoredItem", "dump_metadata", "writable"]

@@ -22,7 +22,7 @@ from searchkit.metrics import Matrix
 from searchkit.store import fulltext
 from searchkit.store.damage import damaged, guarded
 from searchkit.store.opening import open_database, writable
-from searchkit.store.rows import PendingRow, StoredItem
+from searchkit.store.rows import PendingRow, RowState, StoredItem, dump_metadata
 
 __all__ = ["Store"]
 
@@ -95,13 +95,14 @@ class Store:
         return int(self.db.execute("SELECT count(*) FROM items WHERE truncated").fetchone()[0])
 
     @guarded
-    def hashes_for_keys(self, keys: Sequence[str]) -> dict[str, str]:
-        """content_hash of each of `keys` already in ``items``."""
-        found: dict[str, str] = {}
+    def states_for_keys(self, keys: Sequence[str]) -> dict[str, RowState]:
+        """Text hash, metadata, source and truncation of each of `keys` already in ``items``."""
+        found: dict[str, RowState] = {}
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, content_hash FROM items WHERE key IN ({marks})"
-            found.update(dict(self.db.execute(sql, chunk).fetchall()))
+            sql = f"SELECT key, content_hash, metadata, source, truncated FROM items WHERE key IN ({marks})"
+            for key, digest, metadata, source, truncated in self.db.execute(sql, chunk):
+                found[key] = RowState(digest, metadata, source, bool(truncated))
         return found
 
     @guarded
@@ -223,7 +224,7 @@ class Store:
                 "key": r.key,
                 "run": run,
                 "text": r.text,
-                "metadata": _dump(r.metadata),
+                "metadata": dump_metadata(r.metadata),
                 "content_hash": r.content_hash,
                 "source": r.source,
                 "truncated": int(r.truncated),
@@ -250,13 +251,21 @@ class Store:
 
     @guarded
     def apply(self, run: str) -> npt.NDArray[np.int64]:
-        """Move `run`'s pending rows into ``items`` in one transaction; return their ids
-        (an array: a million Python ints would cost 36 MB).
+        """Move `run`'s pending rows into ``items`` in one transaction; return the ids whose
+        vector changed: new keys and new texts, not rows whose metadata or source alone
+        changed (an array: a million Python ints would cost 36 MB).
 
         An existing key keeps its id (the vector index swaps the vector); a new key
         gets a fresh one. Pending rows of other (crashed) runs are dropped with it.
         """
         with self.db.atomic():
+            retexted = self._ids(
+                "SELECT items.id FROM pending AS p JOIN items ON items.key = p.key"
+                " WHERE p.run = ? AND items.content_hash != p.content_hash",
+                (run,),
+            )
+            # AUTOINCREMENT: every new row's id is above the largest ever handed out.
+            newest = self._sequence()
             self.db.execute(
                 """
                 UPDATE items SET text = p.text, metadata = p.metadata,
@@ -276,20 +285,17 @@ class Store:
                 """,
                 (run,),
             )
-            ids = np.fromiter(
-                (
-                    row[0]
-                    for row in self.db.execute(
-                        "SELECT items.id FROM items JOIN pending USING (key) WHERE pending.run = ?"
-                        " ORDER BY items.id",
-                        (run,),
-                    )
-                ),
-                dtype=np.int64,
-            )
+            added = self._ids("SELECT id FROM items WHERE id > ?", (newest,))
             self.db.execute("DELETE FROM pending")
             self._bump()
-        return ids
+        return np.sort(np.concatenate([retexted, added]))
+
+    def _ids(self, sql: str, params: tuple[Any, ...]) -> npt.NDArray[np.int64]:
+        return np.fromiter((row[0] for row in self.db.execute(sql, params)), dtype=np.int64)
+
+    def _sequence(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items'").fetchone()
+        return int(row[0]) if row else 0
 
     @guarded
     def piece_keys(self, parent: str) -> set[str]:
@@ -354,10 +360,6 @@ class Store:
 
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
-
-
-def _dump(metadata: dict[str, Any]) -> str:
-    return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
 
 
 def _chunks(values: Sequence[Any] | npt.NDArray[Any]) -> Iterator[list[Any]]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from searchkit.metrics import Matrix
 
-__all__ = ["PendingRow", "StoredItem"]
+__all__ = ["PendingRow", "RowState", "StoredItem", "dump_metadata"]
+
+
+def dump_metadata(metadata: dict[str, Any]) -> str:
+    """Metadata as ``items.metadata`` holds it: one spelling per value, so that two
+    dumps are equal exactly when the metadata is (``1`` and ``true`` stay apart)."""
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -32,3 +39,13 @@ class PendingRow:
     source: str
     truncated: bool
     embedding: bytes
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What an upsert compares an incoming item with: is it new, changed, or the same?"""
+
+    content_hash: str
+    metadata: str  # as dump_metadata writes it
+    source: str | None
+    truncated: bool
