@@ -40,8 +40,19 @@ class WriteLock:
         except BlockingIOError:
             os.close(fd)
             return False
+        if not self._still_there(fd):
+            # A failed first ingest removes its folder, lock file included: a lock taken on
+            # the removed file excludes no one, so start again on the path as it is now.
+            os.close(fd)
+            return False
         self._fd = fd
         return True
+
+    def _still_there(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
 
     def acquire(self) -> WriteLock:
         deadline = time.monotonic() + self.timeout

@@ -11,11 +11,9 @@ import pytest
 from searchkit import (
     CorruptIndexError,
     Index,
-    InputError,
     Metric,
     ModelMismatchError,
     UsageError,
-    read_inputs,
 )
 from searchkit.service import build, check
 
@@ -261,15 +259,6 @@ def test_reads_map_the_vector_file_and_writes_load_their_own_copy(tmp_path: Path
     assert {h.id for h in other.search("alpha", k=5)} == {"b", "c"} and other.vectors.mapped
     other.rebuild(metric="dot")
     assert not other.vectors.mapped and check(folder).ok
-
-
-def test_build_creates_nothing_when_the_first_ingest_fails(tmp_path: Path, model: Any) -> None:
-    bad = tmp_path / "input.txt"
-    bad.write_bytes(b"a good line\n" * 600 + b"a bad \xff line\n")
-    target = tmp_path / "new-index"
-    with pytest.raises(InputError, match="line 601: invalid UTF-8"):
-        build(target, read_inputs([bad]))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt"]
 
 
 def test_build_refuses_another_metric_for_an_existing_index(tmp_path: Path, tiny: Any) -> None:

@@ -5,7 +5,8 @@ order of writes (see protocol.py).
 """
 
 from searchkit.service.check import check
+from searchkit.service.creation import build
 from searchkit.service.index import Index
-from searchkit.service.ingest import build, content_hash
+from searchkit.service.ingest import content_hash
 
 __all__ = ["Index", "build", "check", "content_hash"]

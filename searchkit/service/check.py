@@ -20,6 +20,7 @@ from searchkit.errors import CorruptIndexError, IndexFileError, IndexNotFoundErr
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import prepare
+from searchkit.service.creation import finish_first_commit
 from searchkit.service.index import Index
 from searchkit.service.protocol import DB_FILE, storage_errors, vectors_file
 from searchkit.store import Store, writable
@@ -73,7 +74,13 @@ def _finish_interrupted_write(
     folder: Path, store: Store, report: CheckReport, embedder: embedding.Embedder | None
 ) -> None:
     """Do what any open does after a crash between commit and files: finish the write."""
-    if not _readable(folder) or not store.config or store.integrity() != "ok":
+    if not store.config or store.integrity() != "ok":
+        return
+    if not (folder / MANIFEST).exists():
+        if finish_first_commit(folder, store) is not None:
+            report.notes.append("finished an interrupted first ingest (its manifest was not written)")
+        return
+    if not _readable(folder):
         return
     manifest = Manifest.read(folder)
     if manifest.generation == store.generation or not (folder / vectors_file(store.generation)).exists():

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from searchkit import embedder as embedding
-from searchkit.errors import UsageError
-from searchkit.manifest import MANIFEST, Manifest
+from searchkit.errors import IndexNotFoundError, UsageError
+from searchkit.manifest import Manifest
 from searchkit.service.model_check import check_asked_model, check_model
 from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_vectors, storage_errors, vectors_file
 from searchkit.service.search import MAX_K
@@ -51,6 +51,7 @@ class Index(WriteProtocol):
         self.vectors = empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
         self._writer = False
+        self._held_lock = None
         # Reads may come from several threads (the HTTP service shares one Index among
         # them): each snapshot swaps in a generation, then uses it, as one step.
         self._snapshot_lock = threading.RLock()
@@ -74,33 +75,12 @@ class Index(WriteProtocol):
         ``ivf``, ``ivf-pq``, ``sq8`` or ``hnsw-sq8``; `index_options` override its
         parameters (``m``, ``ef_construction``, ``ef_search``, ``nlist``, ``nprobe``, ``pq_m``).
         """
+        from searchkit.service.creation import create
+
         folder = Path(path)
-        metric = Metric.parse(metric)
-        options = dict(index_options or {})
-        if (folder / MANIFEST).exists():
+        index = create(folder, model, metric, index_type, index_options, backend, embedder)
+        if index is None:
             raise UsageError(f"{folder}: an index already exists here; open it, or pick another path")
-        if folder.exists() and (not folder.is_dir() or _has_files(folder)):
-            raise UsageError(f"{folder}: exists and is not an empty folder; pick another path")
-        if embedder is None:
-            plan(index_type, metric, 0, 1, options)  # refuse bad settings before loading a model
-            embedder = embedding.load(model, backend)
-        dimension = embedder.fingerprint.dimension
-        layout = plan(index_type, metric, 0, dimension, options)
-        with storage_errors(folder):
-            folder.mkdir(parents=True, exist_ok=True)
-            store = Store(folder / DB_FILE, dimension, create=True)
-            manifest = Manifest(
-                model=embedder.fingerprint,
-                metric=metric,
-                index_type=index_type,
-                layout=layout,
-                index_options=options,
-            )
-            index = cls(folder, manifest, store, embedder)
-            with store.transaction():
-                store.set_config(manifest.config())
-                index._save_vectors()
-            index._after_commit()
         return index
 
     @classmethod
@@ -112,8 +92,13 @@ class Index(WriteProtocol):
         embedder: embedding.Embedder | None = None,
     ) -> Index:
         """Open an existing index. `model`, when given, must be the index's own model."""
+        from searchkit.service.creation import recover
+
         folder = Path(path)
-        manifest = Manifest.read(folder)
+        try:
+            manifest = Manifest.read(folder)
+        except IndexNotFoundError as missing:
+            manifest = recover(folder, missing)
         check_asked_model(folder, manifest.model, model, backend, embedder)
         index = cls(folder, manifest, Store(folder / DB_FILE, manifest.model.dimension), embedder)
         try:
@@ -256,21 +241,29 @@ class Index(WriteProtocol):
         return report
 
     def delete(self, ids: Sequence[str], lock_timeout: float = 60.0) -> WriteReport:
-        """Delete items by their ids; unknown ids are reported, not an error."""
+        """Delete items by their ids; a document indexed with ``split`` goes with all its
+        pieces (``ID#0``, ``ID#1``, ...). Unknown ids are reported, not an error."""
         started = time.perf_counter()
         report = WriteReport()
         keys = list(dict.fromkeys(str(i) for i in ids))
         with self._writing(lock_timeout):
             with self.store.transaction():
-                removed = self.store.delete(keys)
+                found = {key: self.store.piece_keys(key) for key in keys}
+                doomed = sorted(set().union(*found.values()))
+                removed = self.store.delete(doomed)
                 if removed:
                     self.vectors.remove(np.asarray(removed, dtype=np.int64))
                     self._save_vectors()
             if removed:
                 self._after_commit()
         report.deleted = len(removed)
-        if len(removed) < len(keys):
-            report.notes.append(f"{len(keys) - len(removed)} id(s) were not in the index")
+        split = [key for key, pieces in found.items() if pieces - {key}]
+        if split:
+            count = sum(len(found[key] - {key}) for key in split)
+            report.notes.append(f"{count} of them piece(s) of {len(split)} document(s) indexed with --split")
+        unknown = sum(not pieces for pieces in found.values())
+        if unknown:
+            report.notes.append(f"{unknown} id(s) were not in the index")
         report.seconds = time.perf_counter() - started
         return report
 
@@ -322,7 +315,3 @@ def _file_sizes(folder: Path) -> dict[str, int]:
                 sizes[path.name] = path.stat().st_size
     return sizes
 
-
-def _has_files(folder: Path) -> bool:
-    # A staging folder (ingest.build) holds only its owner's lock file.
-    return any(p.name != "creating.lock" for p in folder.iterdir())
