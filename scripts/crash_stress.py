@@ -11,7 +11,11 @@ Each trial copies a committed base index, starts `searchkit index` on a large up
 - re-running the ingest completes to exactly the expected set, and `check` stays clean.
 
 Trials of the "create" kind kill the very first ingest of a new index instead: the index
-then either does not exist or is complete.
+then either holds nothing committed (the next run finishes it, reusing what was staged)
+or is complete.
+
+The random delays find what no one thought of; tests/test_faults.py kills at each named
+fault point of the write protocol (searchkit/faults.py) instead, so every step is proven.
 
 A tiny random sentence-transformers model (real BERT code, 1 layer, 32 dimensions) keeps
 the ingest fast; semantics do not matter here.
@@ -162,6 +166,14 @@ def kill_after(delay: float, *args: str) -> bool:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         return True
+
+
+def kill_at(point: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command with the fault point `point` armed (searchkit/faults.py): it kills
+    itself there. The caller checks it did (-SIGKILL, and its line on stderr)."""
+    return subprocess.run(
+        cli(*args), env={**env(), "SEARCHKIT_FAULT": point}, capture_output=True, text=True, timeout=300
+    )
 
 
 def items_of(folder: Path) -> dict[str, str]:

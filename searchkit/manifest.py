@@ -36,6 +36,9 @@ class Manifest:
     index_type: str  # as asked: "auto" or a concrete type
     layout: Layout  # what it is now: the concrete type and every parameter
     index_options: dict[str, int] = field(default_factory=dict)  # the user's overrides
+    # How many items the layout was planned (and IVF/PQ trained) for; 0 in indexes made
+    # before it was recorded. A write that takes the count far from it plans again.
+    trained_at: int = 0
     generation: int = 0
     items: int = 0
     truncated: int = 0
@@ -52,6 +55,7 @@ class Manifest:
             "index_type": self.index_type,
             "index_options": dict(self.index_options),
             "layout": self.layout.to_json(),
+            "trained_at": self.trained_at,
         }
 
     @property
@@ -90,6 +94,7 @@ class Manifest:
                 "params": dict(self.layout.params),
                 "options": dict(self.index_options),
                 "faiss": self.faiss,
+                "trained_at": self.trained_at,
             },
             "counts": {"items": self.items, "truncated": self.truncated},
             "generation": self.generation,
@@ -99,6 +104,7 @@ class Manifest:
 
     def write(self, folder: Path) -> None:
         """Write atomically: temp file, fsync, rename."""
+        from searchkit import faults
         from searchkit.vectors import fsync_dir
 
         path = folder / MANIFEST
@@ -108,6 +114,7 @@ class Manifest:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        faults.reach("in-manifest")
         os.replace(tmp, path)
         fsync_dir(folder)
 
@@ -134,6 +141,7 @@ class Manifest:
                 index_type=str(index["type"]),
                 layout=Layout(str(index["resolved"]), {k: int(v) for k, v in index["params"].items()}),
                 index_options={k: int(v) for k, v in index.get("options", {}).items()},
+                trained_at=int(index.get("trained_at", 0)),
                 generation=int(data["generation"]),
                 items=int(data["counts"]["items"]),
                 truncated=int(data["counts"].get("truncated", 0)),
@@ -157,4 +165,5 @@ def _config_fields(config: dict[str, Any]) -> dict[str, Any]:
         "index_type": str(config["index_type"]),
         "layout": Layout.from_json(config["layout"]),
         "index_options": {str(k): int(v) for k, v in config.get("index_options", {}).items()},
+        "trained_at": int(config.get("trained_at", 0)),
     }

@@ -8,7 +8,8 @@ An index is a folder::
       vectors-<G>.faiss   the FAISS index over row ids, as of store generation G
       lock                the write lock (lock.py)
 
-The order of every write, under the lock:
+The order of every write, under the lock (a first ingest takes it before it makes the
+folder's files, creation.py):
 
 1. Embedded rows are committed to ``pending`` batch by batch. A crash here
    leaves ``items`` untouched; the next ingest reuses those embeddings.
@@ -19,6 +20,8 @@ The order of every write, under the lock:
    before it leaves the old state and, at worst, an orphan ``vectors-G.faiss``
    that the next write overwrites or removes.
 4. The manifest is rewritten and older vector files are removed.
+
+Each step has a named fault point (faults.py) where a crash test kills the process.
 
 A vector file never changes once written, and a reader takes the generation, the
 config and the rows from one SQLite snapshot and loads ``vectors-G.faiss`` for
@@ -40,6 +43,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from searchkit import faults
 from searchkit.errors import CorruptIndexError, StorageError
 from searchkit.lock import WriteLock
 from searchkit.manifest import Manifest
@@ -51,6 +55,11 @@ from searchkit.vectors import Layout, VectorIndex, plan
 __all__ = ["DB_FILE", "WriteProtocol", "empty_vectors", "storage_errors", "vectors_file"]
 
 DB_FILE = "index.db"
+# A write that takes the count this many times past (or below) the count the layout was
+# planned for plans it again: IVF's nlist grows with the square root of the count, and
+# lists trained on 78 items are far too few for 6,000. Each retrain is O(n); at 4x they
+# cost O(1) per item added.
+REPLAN_FACTOR = 4
 # Snapshots a busy writer may overtake before a read gives up (each write takes one).
 _SNAPSHOT_ATTEMPTS = 20
 T = TypeVar("T")
@@ -74,11 +83,13 @@ class WriteProtocol:
     generation: int  # of the vectors in memory; -1: none loaded yet
     _snapshot_lock: threading.RLock
     _writer: bool  # inside _writing: load vectors unmapped, to change them
+    _held_lock: WriteLock | None  # taken by the caller (a first ingest holds it from the start)
 
     @contextlib.contextmanager
     def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the write lock, start from the latest committed state, map disk failures."""
-        with storage_errors(self.path), WriteLock(self.path, lock_timeout, on_lock_wait):
+        lock = self._held_lock or WriteLock(self.path, lock_timeout, on_lock_wait)
+        with storage_errors(self.path), contextlib.nullcontext() if self._held_lock else lock:
             self._writer = True
             try:
                 if self.generation >= 0 and self.vectors.mapped:
@@ -97,8 +108,7 @@ class WriteProtocol:
             changed = self.store.apply(run)
             removed = np.asarray(self.store.delete(stale), dtype=np.int64)
             report.deleted = len(removed)
-            relayout = self._layout_for(self.store.count()).kind != self.manifest.layout.kind
-            if relayout or self.vectors.needs_training:
+            if self._needs_new_layout(self.store.count()) or self.vectors.needs_training:
                 report.notes.append(self._rebuild_vectors())
             else:
                 # Once, not once a batch: each call is O(n).
@@ -112,13 +122,16 @@ class WriteProtocol:
         """Inside the write's transaction: the vectors of the generation about to commit."""
         self.vectors.save(self.path / vectors_file(self.store.generation))
         self.generation = self.store.generation
+        faults.reach("in-commit")
 
     def _after_commit(self) -> None:
         """Step 4: the manifest, then the vector files of older generations."""
+        faults.reach("after-commit")
         self.manifest = self.manifest.advance(
             self.store.generation, self.store.count(), self.store.truncated_count()
         )
         self.manifest.write(self.path)
+        faults.reach("after-manifest")
         current = vectors_file(self.store.generation)
         for old in self.path.glob("vectors-*.faiss"):
             if old.name != current:
@@ -181,13 +194,25 @@ class WriteProtocol:
         m = self.manifest
         return plan(m.index_type, m.metric, count, m.model.dimension, m.index_options)
 
+    def _needs_new_layout(self, count: int) -> bool:
+        """Whether a write that leaves `count` items must rebuild the vectors: another type
+        (auto's flat to hnsw, or IVF's first training), or IVF's lists planned for a count
+        `REPLAN_FACTOR` times away from today's."""
+        planned, layout = self._layout_for(count), self.manifest.layout
+        if planned.kind != layout.kind:
+            return True
+        if planned == layout:
+            return False
+        trained_at = max(1, self.manifest.trained_at)
+        return count >= REPLAN_FACTOR * trained_at or count * REPLAN_FACTOR <= trained_at
+
     def _rebuild_vectors(self) -> str:
         """Inside a write's transaction: all vectors again from the store, the layout
         planned for today's count (IVF and PQ trained on a sample of it). Says what it built."""
         count = self.store.count()
         layout = self._layout_for(count)
-        if layout != self.manifest.layout:
-            self.manifest = replace(self.manifest, layout=layout)
+        if layout != self.manifest.layout or count != self.manifest.trained_at:
+            self.manifest = replace(self.manifest, layout=layout, trained_at=count)
             self.store.set_config(self.manifest.config())
         vectors = empty_vectors(self.manifest)
         if vectors.needs_training and count:
