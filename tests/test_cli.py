@@ -223,6 +223,33 @@ def test_delete(tmp_path: Path, model: Any) -> None:
     assert [json.loads(line)["id"] for line in run("export", tmp_path / "idx").stdout.splitlines()] == ["7"]
 
 
+def test_a_metadata_only_change_is_an_update(tmp_path: Path, model: Any) -> None:
+    """Issue 11.1: same id and text, another tag: it was '1 unchanged' and the tag was lost."""
+    source = tmp_path / "items.jsonl"
+    source.write_text('{"id": "a", "text": "hello world", "tag": "x"}\n', encoding="utf-8")
+    assert run("index", tmp_path / "idx", source).exit_code == 0
+    source.write_text('{"id": "a", "text": "hello world", "tag": "y"}\n', encoding="utf-8")
+    result = run("index", tmp_path / "idx", source)
+    assert result.exit_code == 0, result.output
+    assert "0 added, 1 updated (1 metadata only, not embedded), 0 unchanged" in result.stdout
+    assert "0 embedded" in result.stdout
+    exported = [json.loads(line) for line in run("export", tmp_path / "idx").stdout.splitlines()]
+    assert exported == [{"id": "a", "text": "hello world", "metadata": {"tag": "y"}}]
+    found = run("query", tmp_path / "idx", "hello", "--where", '{"tag": "y"}', "--json")
+    assert [h["id"] for h in json.loads(found.stdout)["hits"]] == ["a"]
+
+
+def test_delete_of_a_split_document_deletes_its_pieces(tmp_path: Path, model: Any) -> None:
+    source = tmp_path / "doc.jsonl"
+    source.write_text('{"id": "d", "text": "One sentence. Another sentence. A third."}\n', encoding="utf-8")
+    assert run("index", tmp_path / "idx", source, "--split", "sentences").exit_code == 0
+    result = run("delete", tmp_path / "idx", "d")
+    assert result.exit_code == 0, result.output
+    assert "3 deleted (0 items left)" in result.stdout
+    assert "3 of them piece(s) of 1 document(s) indexed with --split" in result.stdout
+    assert run("export", tmp_path / "idx").stdout == ""
+
+
 # --- bad inputs: one line on stderr, exit 1, no traceback, the index unchanged ---------
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import resource
-import shutil
 import subprocess
 import sys
 import threading
@@ -41,36 +39,7 @@ def searchkit_cli(*args: Any, limit_file_size: int | None = None) -> subprocess.
     )
 
 
-# --- crashes: a real process, SIGKILLed ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def crash_setup(tmp_path_factory: pytest.TempPathFactory, crash_harness: Any, tiny_model_dir: Path):
-    work = tmp_path_factory.mktemp("crash")
-    before, after = crash_harness.make_inputs(work, base=800, new=6000, changed=200, seed=7)
-    base_index = work / "base-index"
-    crash_harness.run_to_end(
-        "index", str(base_index), str(work / "base.jsonl"), "--model", str(tiny_model_dir)
-    )
-    calibration = work / "calibration"
-    shutil.copytree(base_index, calibration)
-    span = crash_harness.run_to_end("index", str(calibration), str(work / "update.jsonl"))
-    return work, base_index, before, after, span
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("fraction", "kind"), [(0.45, "upsert"), (0.75, "upsert"), (0.97, "upsert"), (0.6, "create")]
-)
-def test_sigkill_mid_write_loses_nothing(
-    fraction: float, kind: str, crash_setup: Any, crash_harness: Any, tiny_model_dir: Path
-) -> None:
-    """Killed at a moment inside the write: before or after, clean, and resumable."""
-    work, base_index, before, after, span = crash_setup
-    rng = random.Random(int(fraction * 100))
-    delay = span * fraction * rng.uniform(0.9, 1.05)
-    result = crash_harness.trial(work, tiny_model_dir, base_index, before, after, delay, kind, rng)
-    assert result["state_after_kill"] in ({"before", "after"} if kind == "upsert" else {"absent", "after"})
+# --- crashes: tests/test_faults.py kills a real process at each named step of a write ---
 
 
 # --- concurrency: real processes ---------------------------------------------------

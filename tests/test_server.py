@@ -205,6 +205,22 @@ def test_a_write_without_the_token_writes_nothing(server: Server) -> None:
     assert server.call("GET", "/indexes/scratch")[1]["counts"]["items"] == 50
 
 
+def test_a_metadata_only_upsert_is_an_update(server: Server) -> None:
+    def upsert(tag: str) -> dict[str, Any]:
+        doc = {"id": "meta-a", "text": "a note on herons and their nests", "metadata": {"tag": tag}}
+        status, report = server.call("POST", "/indexes/scratch/documents", {"documents": [doc]})
+        assert status == 200, report
+        return report
+
+    assert upsert("x")["added"] == 1
+    report = upsert("y")
+    assert (report["updated"], report["metadata_only"], report["embedded"]) == (1, 1, 0)
+    query = {"query": "herons", "k": 3, "where": {"tag": "y"}}
+    assert [h["id"] for h in server.call("POST", "/indexes/scratch/search", query)[1]["hits"]] == ["meta-a"]
+    assert server.call("POST", "/indexes/scratch/documents/delete", {"ids": ["meta-a"]})[0] == 200
+    assert server.call("GET", "/indexes/scratch")[1]["counts"]["items"] == 50
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -338,3 +338,111 @@ def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, t
     reader.close()
     assert not errors, errors[0]
     assert sizes <= {200 + 50 * n for n in range(6)}
+
+
+# --- upserts that change only metadata (issue 11) -------------------------------------
+
+
+def test_a_metadata_only_upsert_updates_the_row_without_embedding(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "a", "text": "hello world", "tag": "x"}, {"id": "b", "text": "other", "tag": "x"}])
+    before = tiny.texts_embedded
+    vectors = index.vectors.ids().tolist()
+    report = index.add(
+        [{"id": "a", "text": "hello world", "tag": "y"}, {"id": "b", "text": "other", "tag": "x"}]
+    )
+    assert (report.updated, report.metadata_only, report.unchanged, report.embedded) == (1, 1, 1, 0)
+    assert tiny.texts_embedded == before
+    assert {e["id"]: e["metadata"] for e in index.export()} == {"a": {"tag": "y"}, "b": {"tag": "x"}}
+    assert [h.id for h in index.search("hello world", k=5, where={"tag": "y"})] == ["a"]
+    assert [h.id for h in index.search("hello", k=5, mode="keyword", where={"tag": "y"})] == ["a"]
+    assert index.search("hello world", k=5, where={"tag": "x"})[0].id == "b"
+    assert index.vectors.ids().tolist() == vectors and check(index.path).ok
+
+
+def test_a_changed_source_or_a_changed_json_type_is_an_update(tmp_path: Path, tiny: Any) -> None:
+    from searchkit.types import Record
+
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([Record("alpha", "a", {"n": 1}, "one.txt:1")])
+    moved = index.add([Record("alpha", "a", {"n": 1}, "two.txt:1")])
+    assert (moved.updated, moved.metadata_only, moved.embedded) == (1, 1, 0)
+    assert index.store.states_for_keys(["a"])["a"].source == "two.txt:1"
+    typed = index.add([Record("alpha", "a", {"n": True}, "two.txt:1")])  # JSON true is not 1
+    assert (typed.updated, typed.metadata_only) == (1, 1)
+    assert next(index.export())["metadata"] == {"n": True}
+    same = index.add([Record("alpha", "a", {"n": True}, "two.txt:1")])
+    assert (same.updated, same.unchanged) == (0, 1)
+
+
+# --- deleting a document indexed with split ---------------------------------------------
+
+
+def test_deleting_a_split_document_deletes_its_pieces(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    text = "First sentence here. Second one follows. And a third."
+    index.add([{"id": "doc", "text": text}, {"id": "doc2", "text": "Kept. Also kept."}], split="sentences")
+    index.add([{"id": "whole", "text": "indexed whole"}])
+    assert len(index) == 6
+    report = index.delete(["doc", "whole", "missing"])
+    assert report.deleted == 4
+    assert report.notes == [
+        "3 of them piece(s) of 1 document(s) indexed with --split",
+        "1 id(s) were not in the index",
+    ]
+    assert sorted(e["id"] for e in index.export()) == ["doc2#0", "doc2#1"]
+    assert all(h.metadata["parent"] == "doc2" for h in index.search("First sentence here.", k=10))
+    assert index.delete(["doc2#1"]).deleted == 1  # one piece alone still goes by its own id
+    assert check(index.path).ok
+
+
+# --- IVF plans its lists from today's count -----------------------------------------------
+
+
+def test_ivf_plans_again_when_the_index_grows_past_four_times_its_training(tmp_path: Path) -> None:
+    from .conftest import TinyEmbedder
+
+    index = Index.create(tmp_path / "i", embedder=TinyEmbedder(8), index_type="ivf")
+    index.add([{"id": f"k{i}", "text": f"item {i}"} for i in range(100)])
+    assert (index.manifest.layout.kind, index.manifest.trained_at) == ("ivf", 100)
+    assert index.manifest.layout.params["nlist"] == 2  # at most one list per 39 items
+    index.add([{"id": f"k{i}", "text": f"item {i}"} for i in range(100, 300)])
+    assert index.manifest.trained_at == 100  # 3x: not yet
+    report = index.add([{"id": f"k{i}", "text": f"item {i}"} for i in range(300, 6000)])
+    assert index.manifest.trained_at == 6000 and any("index type ivf" in n for n in report.notes)
+    planned = index.manifest.layout.params["nlist"]
+    import faiss
+
+    assert planned == 153 and faiss.downcast_index(index.vectors.index.index).nlist == planned
+    info = index.info()
+    assert (info["index"]["trained_at"], info["counts"]["items"]) == (6000, 6000)
+    assert check(index.path).ok
+    reopened = Index.open(index.path, embedder=index.embedder)
+    assert reopened.manifest.trained_at == 6000
+
+
+def test_an_index_without_a_recorded_training_count_plans_again_on_its_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexes made before trained_at was recorded: IVF lists trained at 100 items stay no longer."""
+    import json
+
+    from searchkit.service import protocol
+
+    from .conftest import TinyEmbedder
+
+    embed = TinyEmbedder(8)
+    index = Index.create(tmp_path / "i", embedder=embed, index_type="ivf")
+    index.add([{"id": f"k{i}", "text": f"item {i}"} for i in range(100)])
+    with monkeypatch.context() as m:  # grown as an older searchkit grew it: never planned again
+        m.setattr(protocol, "REPLAN_FACTOR", 10**9)
+        index.add([{"id": f"k{i}", "text": f"item {i}"} for i in range(100, 1000)])
+    config = index.store.config
+    del config["trained_at"]  # which it did not record
+    index.store.db.execute("UPDATE state SET value = ? WHERE name = 'config'", (json.dumps(config),))
+    index.close()
+    index = Index.open(tmp_path / "i", embedder=embed)
+    assert index.manifest.trained_at == 0 and index.manifest.layout.params["nlist"] == 2
+    index.add([{"id": "new", "text": "one more"}])
+    assert index.manifest.trained_at == 1001 and index.manifest.layout.params["nlist"] == 25
+    assert check(index.path).ok

@@ -117,6 +117,11 @@ def info_cmd(
     params = ", ".join(f"{k}={v}" for k, v in kind["params"].items())
     asked = f" (asked: {kind['type']})" if kind["type"] != kind["resolved"] else ""
     typer.echo(f"index type: {kind['resolved']}{asked} {params} [FAISS {kind['faiss']}]".rstrip())
+    if kind["resolved"] in ("ivf", "ivf-pq"):
+        typer.echo(
+            f"trained at: {kind['trained_at']} items (now {data['counts']['items']}; "
+            f"planned and trained again at 4x or 1/4 of it)"
+        )
     typer.echo(
         f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
         f"max_seq_length {model['max_seq_length']}, vectors of the {model['backend']} family"

@@ -68,6 +68,7 @@ class WriteResult(BaseModel):
     items: int
     added: int
     updated: int
+    metadata_only: int  # of the updated: same text, new metadata (not embedded)
     unchanged: int
     deleted: int
     duplicates: int
