@@ -69,10 +69,31 @@ M003_METADATA_INDEX = """
 CREATE INDEX items_metadata ON items (metadata);
 """
 
+# The item and truncation counts, kept in ``state`` by triggers inside the very transaction
+# that changes ``items``: at 1M items each count(*) of a write cost 0.3-0.8 s (a scan).
+M004_COUNTS = """
+INSERT OR REPLACE INTO state (name, value) VALUES ('items', (SELECT count(*) FROM items));
+INSERT OR REPLACE INTO state (name, value)
+    VALUES ('truncated', (SELECT count(*) FROM items WHERE truncated));
+CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN
+    UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'items';
+    UPDATE state SET value = CAST(value AS INTEGER) + (new.truncated != 0) WHERE name = 'truncated';
+END;
+CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN
+    UPDATE state SET value = CAST(value AS INTEGER) - 1 WHERE name = 'items';
+    UPDATE state SET value = CAST(value AS INTEGER) - (old.truncated != 0) WHERE name = 'truncated';
+END;
+CREATE TRIGGER items_count_update AFTER UPDATE OF truncated ON items BEGIN
+    UPDATE state SET value = CAST(value AS INTEGER) - (old.truncated != 0) + (new.truncated != 0)
+    WHERE name = 'truncated';
+END;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_fulltext", M002_FULLTEXT),
     ("m003_metadata_index", M003_METADATA_INDEX),
+    ("m004_counts", M004_COUNTS),
 ]
 
 

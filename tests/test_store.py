@@ -74,6 +74,8 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
     conn.executescript(
         "DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_delete; DROP TRIGGER items_fts_update;"
         "DROP TABLE items_fts; DROP INDEX items_metadata;"
+        "DROP TRIGGER items_count_insert; DROP TRIGGER items_count_delete; DROP TRIGGER items_count_update;"
+        "DELETE FROM state WHERE name IN ('items', 'truncated');"
         "DELETE FROM _searchkit_migrations WHERE name != 'm001_initial';"
     )
     conn.close()
@@ -94,8 +96,9 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
     store = Store(db_path, DIM)
     try:
         names = [r[0] for r in store.db.execute("SELECT name FROM _searchkit_migrations ORDER BY name")]
-        assert names == ["m001_initial", "m002_fulltext", "m003_metadata_index"]
+        assert names == ["m001_initial", "m002_fulltext", "m003_metadata_index", "m004_counts"]
         assert [i for i, _ in store.keyword("words", 5)] == [1]
+        assert store.count() == 1
     finally:
         store.close()
 
@@ -107,6 +110,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m001_initial",
         "m002_fulltext",
         "m003_metadata_index",
+        "m004_counts",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -161,7 +165,7 @@ def test_migrations_are_idempotent_on_reopen(db_path: Path) -> None:
             assert again.count() == 2
             assert again.generation == 1
             states = dict(again.db.execute("SELECT name, value FROM state").fetchall())
-            assert states == {"generation": "1", "config": "{}"}
+            assert states == {"generation": "1", "config": "{}", "items": "2", "truncated": "0"}
         finally:
             again.close()
 
@@ -499,8 +503,8 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         counts = {t["table"]: t["count"] for t in sqlite_utils_cli("tables", "--counts", db_path)}
         assert counts["items"] == 2
         assert counts["pending"] == 1
-        assert counts["state"] == 2
-        assert counts["_searchkit_migrations"] == 3
+        assert counts["state"] == 4
+        assert counts["_searchkit_migrations"] == 4
         # The keyword index is the kind sqlite-utils (and Datasette) detect and search.
         assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "beta")] == ["b"]
         rows = sqlite_utils_cli("rows", db_path, "items")
@@ -509,7 +513,12 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         blobs = [base64.b64decode(r["embedding"]["encoded"]) for r in rows]
         assert blobs == [vector(1).tobytes(), vector(2).tobytes()]
         state = sqlite_utils_cli("rows", db_path, "state")
-        assert {r["name"]: r["value"] for r in state} == {"generation": "1", "config": "{}"}
+        assert {r["name"]: r["value"] for r in state} == {
+            "generation": "1",
+            "config": "{}",
+            "items": "2",
+            "truncated": "0",
+        }
     finally:
         if open_while_reading:
             store.close()
@@ -535,3 +544,15 @@ def test_a_file_that_is_not_a_database_is_corrupt(db_path: Path, content: bytes)
     )
     assert "\n" not in message
     assert db_path.read_bytes() == content  # refused, not overwritten
+
+
+def test_the_counters_follow_every_write_without_a_scan(store: Store) -> None:
+    truncated = PendingRow("t", "long", {}, "hash:long", "src:t", True, vector(7).tobytes())
+    add(store, "r1", row("a"), row("b"), truncated)
+    assert (store.count(), store.truncated_count()) == (3, 1)
+    add(store, "r2", PendingRow("t", "short", {}, "hash:short", "src:t", False, vector(8).tobytes()))
+    assert (store.count(), store.truncated_count()) == (3, 0)
+    store.delete(["a"])
+    assert store.counters() == store.counted() == {"items": 2, "truncated": 0}
+    plan = store.db.execute("EXPLAIN QUERY PLAN SELECT value FROM state WHERE name = 'items'").fetchall()
+    assert not any("SCAN" in step[3] for step in plan)

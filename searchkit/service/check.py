@@ -30,6 +30,7 @@ from searchkit.vectors import VectorIndex
 __all__ = ["check"]
 
 _KEYWORD = "keyword index"
+_COUNTERS = "database: the counters"
 
 
 def check(
@@ -106,7 +107,14 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
         report.problems.append(f"manifest: {exc}")
         manifest = None
     expected = Manifest.from_config(config)
-    count = store.count()
+    counted = store.counted()
+    count = counted["items"]
+    kept = store.counters()
+    if kept != counted:
+        report.problems.append(
+            f"{_COUNTERS} say {kept['items']} items ({kept['truncated']} truncated), "
+            f"the rows are {count} ({counted['truncated']} truncated)"
+        )
     if manifest is not None:
         for name, value in config.items():
             if manifest.config()[name] != value:
@@ -190,6 +198,9 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
             {id_: v.astype("<f4").tobytes() for (id_, _), v in zip(rows, vectors, strict=True)}
         )
         report.repaired.append(f"re-embedded {len(rows)} item(s) whose stored vector was damaged")
+    if any(p.startswith(_COUNTERS) for p in report.problems):
+        store.recount()
+        report.repaired.append("recounted the items")
     if store.pending_total():
         store.clear_pending()
         report.repaired.append("cleared the staged rows of an interrupted ingest")
@@ -202,7 +213,7 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
     if any(p.startswith(_KEYWORD) for p in report.problems):
         store.rebuild_fulltext()
         report.repaired.append("rebuilt the keyword index (items_fts) from the items")
-    if any(not p.startswith(_KEYWORD) for p in report.problems):
+    if any(not p.startswith((_KEYWORD, _COUNTERS)) for p in report.problems):
         with store.transaction():
             index._rebuild_vectors()
             index._save_vectors()

@@ -88,11 +88,33 @@ class Store:
 
     @guarded
     def count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM items").fetchone()[0])
+        """The number of items: a counter the triggers keep (m004), not a scan."""
+        return self._counter("items")
 
     @guarded
     def truncated_count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM items WHERE truncated").fetchone()[0])
+        return self._counter("truncated")
+
+    def _counter(self, name: str) -> int:
+        return int(self.db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()[0])
+
+    @guarded
+    def counted(self) -> dict[str, int]:
+        """The counts by scanning ``items``, to check the counters against (check)."""
+        sql = "SELECT count(*), coalesce(sum(truncated != 0), 0) FROM items"
+        items, truncated = self.db.execute(sql).fetchone()
+        return {"items": int(items), "truncated": int(truncated)}
+
+    @guarded
+    def counters(self) -> dict[str, int]:
+        return {"items": self._counter("items"), "truncated": self._counter("truncated")}
+
+    @guarded
+    def recount(self) -> None:
+        """Set the counters to the counts (check --repair)."""
+        with self.db.atomic():
+            for name, value in self.counted().items():
+                self.db.execute("UPDATE state SET value = ? WHERE name = ?", (str(value), name))
 
     @guarded
     def states_for_keys(self, keys: Sequence[str]) -> dict[str, RowState]:
