@@ -30,9 +30,11 @@ from typing import IO, Any
 from searchkit.errors import InputError, UsageError
 from searchkit.types import Record
 
-__all__ = ["FORMATS", "read_inputs"]
+__all__ = ["EMBEDDING_FIELD", "FORMATS", "numbers", "read_inputs"]
 
 FORMATS = ("auto", "txt", "csv", "tsv", "jsonl")
+# A JSONL field (or API key) with the item's own vector: indexed as given, not embedded.
+EMBEDDING_FIELD = "embedding"
 _BY_EXTENSION = {
     ".txt": "txt",
     ".text": "txt",
@@ -240,7 +242,22 @@ def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, def
             raise InputError(f"{where}: field {id_field!r} is {_json_type(raw_id)}, not a string or integer")
         key = str(raw_id)
     metadata = {k: v for k, v in obj.items() if k not in fields and k != id_field}
-    return Record(text=text, key=key, metadata=metadata, source=default_key)
+    embedding = metadata.pop(EMBEDDING_FIELD, None)
+    if embedding is not None:
+        embedding = numbers(embedding, f"{where}: field {EMBEDDING_FIELD!r}")
+    return Record(text=text, key=key, metadata=metadata, source=default_key, embedding=embedding)
+
+
+def numbers(value: Any, what: str) -> tuple[float, ...]:
+    """An ``embedding`` field as floats: a non-empty array of numbers (its length and
+    finiteness are checked against the index when it is staged)."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+    ):
+        raise InputError(f"{what} must be a non-empty array of numbers (a vector of the index's model)")
+    return tuple(float(v) for v in value)
 
 
 def _text(where: str, obj: dict[str, Any], field: str, optional: bool = False) -> str:

@@ -65,6 +65,9 @@ class Record:
     key: str
     metadata: JSON
     source: str
+    # A vector the caller made with the index's own model ("bring your own vectors"): stored
+    # and indexed as given, instead of embedding the text. Checked when it is staged.
+    embedding: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

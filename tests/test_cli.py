@@ -250,6 +250,30 @@ def test_delete_of_a_split_document_deletes_its_pieces(tmp_path: Path, model: An
     assert run("export", tmp_path / "idx").stdout == ""
 
 
+def test_jsonl_items_with_their_own_vectors(tmp_path: Path, model: Any) -> None:
+    texts = ["The weather is lovely today.", "He drove to the stadium"]
+    vectors = model.encode(texts)
+    source = tmp_path / "vectors.jsonl"
+    source.write_text(
+        "".join(json.dumps({"id": f"v{n}", "text": t, "embedding": v.tolist()}) + "\n"
+                for n, (t, v) in enumerate(zip(texts, vectors, strict=True))),
+        encoding="utf-8",
+    )
+    result = run("index", tmp_path / "idx", source, "--json")
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["added"], json.loads(result.stdout)["embedded"]) == (2, 0)
+    found = json.loads(run("query", tmp_path / "idx", "sunny weather", "--json", "-k", "1").stdout)
+    assert found["hits"][0]["id"] == "v0" and "embedding" not in found["hits"][0]["metadata"]
+    bad_line = json.dumps({"id": "bad", "text": "x", "embedding": [0.1, 0.2]})
+    source.write_text(bad_line + "\n", encoding="utf-8")
+    bad = run("index", tmp_path / "idx", source)
+    assert bad.exit_code == 1
+    assert bad.stderr == (
+        f"Error: {source}:1: embedding has 2 values, and the index's model gives 384; "
+        "pass vectors of the index's model, or leave them out to embed the text\n"
+    )
+
+
 # --- bad inputs: one line on stderr, exit 1, no traceback, the index unchanged ---------
 
 

@@ -221,6 +221,20 @@ def test_a_metadata_only_upsert_is_an_update(server: Server) -> None:
     assert server.call("GET", "/indexes/scratch")[1]["counts"]["items"] == 50
 
 
+def test_documents_may_bring_their_own_vectors(server: Server, model: Any) -> None:
+    vector = model.encode(["a heron stands in the shallow water"])[0].tolist()
+    doc = {"id": "given-a", "text": "a heron stands in the shallow water", "embedding": vector}
+    status, report = server.call("POST", "/indexes/scratch/documents", {"documents": [doc]})
+    assert status == 200 and (report["added"], report["embedded"]) == (1, 0), report
+    status, found = server.call("POST", "/indexes/scratch/search", {"query": "a heron in the water", "k": 1})
+    assert found["hits"][0]["id"] == "given-a"
+    doc["embedding"] = vector[:10]
+    status, error = server.call("POST", "/indexes/scratch/documents", {"documents": [doc]})
+    assert status == 422 and "embedding has 10 values, and the index's model gives 384" in error["error"]
+    assert server.call("POST", "/indexes/scratch/documents/delete", {"ids": ["given-a"]})[0] == 200
+    assert server.call("GET", "/indexes/scratch")[1]["counts"]["items"] == 50
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -11,6 +11,7 @@ import pytest
 from searchkit import (
     CorruptIndexError,
     Index,
+    InputError,
     Metric,
     ModelMismatchError,
     UsageError,
@@ -479,3 +480,56 @@ def test_check_compares_the_counters_with_the_rows_and_repair_recounts(tmp_path:
     repaired = check(tmp_path / "i", repair=True)
     assert repaired.ok and repaired.repaired == ["recounted the items"]
     assert len(Index.open(tmp_path / "i", embedder=tiny)) == 20
+
+
+# --- bring your own vectors ----------------------------------------------------------------
+
+
+def test_items_with_their_own_vectors_are_indexed_as_given(tmp_path: Path, model: Any) -> None:
+    texts = ["The weather is lovely today.", "He drove to the stadium", "I like soccer"]
+    vectors = model.encode(texts)
+    index = Index.create(tmp_path / "i")
+    given = [
+        {"id": f"g{n}", "text": t, "embedding": v.tolist()}
+        for n, (t, v) in enumerate(zip(texts, vectors, strict=True))
+    ]
+    report = index.add(given)
+    assert (report.added, report.embedded) == (3, 0)
+    exported = {e["id"]: e["embedding"] for e in index.export(vectors=True)}
+    np.testing.assert_array_equal(np.asarray(exported["g1"], dtype=np.float32), vectors[1])
+    hits = index.search("It's so sunny outside!", k=3)
+    assert hits[0].id == "g0" and hits[0].score == pytest.approx(0.6660, abs=1e-4)
+    assert index.add(given).unchanged == 3
+    moved = index.add([{"id": "g2", "text": "I like soccer", "embedding": vectors[0].tolist()}])
+    assert (moved.updated, moved.embedded) == (1, 0)  # a new vector for the same text is a change
+    assert index.search("The weather is lovely today.", k=3)[0].score == pytest.approx(1.0, abs=1e-5)
+    again = index.add([{"id": "g2", "text": "I like soccer"}])  # the model's own vector, not the given one
+    assert (again.updated, again.embedded) == (1, 1)
+    assert check(index.path).ok
+
+
+@pytest.mark.parametrize(
+    ("embedding", "message"),
+    [
+        ([0.5] * 15, "api: embedding has 15 values, and the index's model gives 16"),
+        ([float("nan")] * 16, "api: embedding holds NaN or infinity"),
+        ([1e39] * 16, "api: embedding holds NaN or infinity (or a float32 overflow)"),
+        ("0.5, 0.5", "item 1: 'embedding' must be a non-empty array of numbers"),
+        ([True] * 16, "item 1: 'embedding' must be a non-empty array of numbers"),
+        ([], "item 1: 'embedding' must be a non-empty array of numbers"),
+    ],
+)
+def test_a_bad_given_vector_is_refused_and_writes_nothing(
+    embedding: Any, message: str, tmp_path: Path, tiny: Any
+) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": "a", "text": "alpha"}])
+    with pytest.raises(InputError, match=f"^{message.replace('(', '[(]').replace(')', '[)]')}"):
+        index.add([{"id": "b", "text": "beta", "embedding": embedding}])
+    assert [e["id"] for e in index.export()] == ["a"] and check(index.path).ok
+
+
+def test_a_given_vector_does_not_go_with_split(tmp_path: Path, tiny: Any) -> None:
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    with pytest.raises(InputError, match="a given embedding is of the whole text, not of its pieces"):
+        index.add([{"id": "a", "text": "One. Two.", "embedding": [0.0] * 16}], split="sentences")

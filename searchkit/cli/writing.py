@@ -47,7 +47,11 @@ def index_cmd(
     ] = "none",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create INDEX or add to it (upsert by id); unchanged items are not embedded again."""
+    """Create INDEX or add to it (upsert by id); unchanged items are not embedded again.
+
+    A JSONL item may carry its own vector, "embedding": [floats]: it is stored and indexed as
+    given instead of embedding the text. It must come from the index's model, which still
+    embeds the queries."""
     from searchkit.progress import Progress, estimate_items
     from searchkit.readers import read_inputs
     from searchkit.service import build

@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "MAX_BATCH",
     "MAX_BODY_BYTES",
+    "MAX_DIMENSION",
     "MAX_DOCUMENTS",
     "MAX_IDS",
     "MAX_K",
@@ -28,6 +29,8 @@ MAX_IDS = 10_000
 # the model anyway (and counted), this bounds the tokenizer's work per text.
 MAX_TEXT_CHARS = 100_000
 MAX_K = 1_000
+# Values in a document's own embedding: the widest sentence-transformers models give 4,096.
+MAX_DIMENSION = 8_192
 # A write waits this long for another process (e.g. `searchkit index`) to finish its
 # write before it answers 503.
 WRITE_LOCK_TIMEOUT_S = 30.0

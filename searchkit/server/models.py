@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from searchkit.server.limits import MAX_BATCH, MAX_DOCUMENTS, MAX_IDS, MAX_K, MAX_TEXT_CHARS
+from searchkit.server.limits import MAX_BATCH, MAX_DIMENSION, MAX_DOCUMENTS, MAX_IDS, MAX_K, MAX_TEXT_CHARS
 
 __all__ = [
     "DeleteRequest",
@@ -63,6 +63,8 @@ class Document(_Body):
     id: Key | int
     text: Text
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The item's own vector, made with the index's model (it still embeds the queries).
+    embedding: Annotated[list[float], Field(min_length=1, max_length=MAX_DIMENSION)] | None = None
 
 
 class DocumentsRequest(_Body):

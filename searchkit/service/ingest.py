@@ -14,8 +14,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from searchkit import faults
 from searchkit.errors import InputError, UsageError
+from searchkit.readers import EMBEDDING_FIELD, numbers
 from searchkit.split import split
 from searchkit.store import PendingRow, RowState, Store, dump_metadata
 from searchkit.types import Record, WriteReport
@@ -31,6 +34,12 @@ SPLIT_FIELDS = ("parent", "position", "start", "end")
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def given_hash(text: str, vector: bytes) -> str:
+    """The content hash of a text that came with its own vector: of both, so that a new
+    vector for the same text is a change, and the model's vector for it is never reused."""
+    return hashlib.sha256(b"vector:" + vector + text.encode("utf-8")).hexdigest()
 
 
 def new_run() -> str:
@@ -50,7 +59,11 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
     store = index.store
     seen_in_run = store.pending_keys(run, list(latest))
     report.duplicates += len(seen_in_run)
-    hashes = {key: content_hash(r.text) for key, r in latest.items()}
+    given = {key: _given(r, index.manifest.model.dimension) for key, r in latest.items() if r.embedding}
+    hashes = {
+        key: given_hash(r.text, given[key]) if key in given else content_hash(r.text)
+        for key, r in latest.items()
+    }
     stored = store.states_for_keys(list(latest))
     todo = []
     for key, record in latest.items():
@@ -67,6 +80,7 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
     if not todo:
         return
     known = store.embeddings_for_hashes([hashes[r.key] for r in todo])
+    known.update({hashes[key]: vector for key, vector in given.items()})
     missing = list(dict.fromkeys(r.text for r in todo if hashes[r.key] not in known))
     if missing:
         vectors = index.embedder.encode(missing, batch_size=batch_size)
@@ -102,8 +116,23 @@ def _truncated(
     """Whether each text is cut at max_seq_length: as stored for a text the row already has
     (tokenising a long text costs), else asked of the model."""
     known = {r.key: s.truncated for r in todo if (s := stored.get(r.key)) and s.content_hash == hashes[r.key]}
+    known.update({r.key: False for r in todo if r.embedding})  # the model does not see these texts
     asked = iter(index.embedder.truncated_flags([r.text for r in todo if r.key not in known]))
     return [known[r.key] if r.key in known else next(asked) for r in todo]
+
+
+def _given(record: Record, dimension: int) -> bytes:
+    """A record's own vector as stored: `dimension` finite float32 values, or an InputError."""
+    assert record.embedding is not None
+    vector = np.asarray(record.embedding, dtype=np.float64)
+    if len(vector) != dimension:
+        raise InputError(
+            f"{record.source}: embedding has {len(vector)} values, and the index's model gives {dimension}; "
+            "pass vectors of the index's model, or leave them out to embed the text"
+        )
+    if not np.isfinite(vector).all() or np.abs(vector).max() > np.finfo(np.float32).max:
+        raise InputError(f"{record.source}: embedding holds NaN or infinity (or a float32 overflow); fix it")
+    return vector.astype("<f4").tobytes()
 
 
 def pieces(records: Iterable[Record], mode: str, store: Store, stale: list[str]) -> Iterator[Record]:
@@ -113,6 +142,11 @@ def pieces(records: Iterable[Record], mode: str, store: Store, stale: list[str])
     got shorter, or was indexed whole): the write deletes them with the rest.
     """
     for record in records:
+        if record.embedding is not None:
+            raise InputError(
+                f"{record.source}: a given embedding is of the whole text, not of its pieces; "
+                "index it without --split, or leave the embedding out"
+            )
         clash = [name for name in SPLIT_FIELDS if name in record.metadata]
         if clash:
             raise InputError(
@@ -143,7 +177,9 @@ def as_record(item: Record | dict[str, Any], number: int) -> Record:
     metadata = item.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise UsageError(f"item {number}: 'metadata' must be an object")
-    extra = {k: v for k, v in item.items() if k not in ("id", "text", "metadata", "source")}
+    extra = {k: v for k, v in item.items() if k not in ("id", "text", "metadata", "source", EMBEDDING_FIELD)}
+    raw = item.get(EMBEDDING_FIELD)
+    embedding = None if raw is None else numbers(raw, f"item {number}: {EMBEDDING_FIELD!r}")
     try:
         json.dumps([text, extra, metadata], ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -155,4 +191,5 @@ def as_record(item: Record | dict[str, Any], number: int) -> Record:
         key=str(key) if key not in (None, "") else content_hash(text)[:16],
         metadata={**extra, **metadata},
         source=str(item.get("source", "api")),
+        embedding=embedding,
     )
