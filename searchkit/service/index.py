@@ -19,7 +19,7 @@ import numpy as np
 from searchkit import embedder as embedding
 from searchkit.errors import UsageError
 from searchkit.manifest import MANIFEST, Manifest
-from searchkit.service.model_check import check_asked_model, check_model
+from searchkit.service.model_check import check_asked_model, check_model, expected_model, model_to_load
 from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_vectors, storage_errors, vectors_file
 from searchkit.service.search import MAX_K
 from searchkit.store import Store
@@ -43,11 +43,16 @@ class Index(WriteProtocol):
         manifest: Manifest,
         store: Store,
         embedder: embedding.Embedder | None = None,
+        model: str | None = None,
+        backend: str | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.store = store
         self._embedder = embedder
+        # Where to load the model from, and with which engine, when it is first needed.
+        self._model = model
+        self._backend = None if backend == "auto" else backend
         self.vectors = empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
         self._writer = False
@@ -111,11 +116,18 @@ class Index(WriteProtocol):
         backend: str | None = None,
         embedder: embedding.Embedder | None = None,
     ) -> Index:
-        """Open an existing index. `model`, when given, must be the index's own model."""
+        """Open an existing index.
+
+        `model` (a name or a folder: the index's own model, perhaps moved) and `backend`
+        are what its model is loaded with; a model whose fingerprint differs is refused
+        here, before anything loads. By default the model loads from where the index
+        was built from, with the default engine of its backend family.
+        """
         folder = Path(path)
         manifest = Manifest.read(folder)
-        check_asked_model(folder, manifest.model, model, backend, embedder)
-        index = cls(folder, manifest, Store(folder / DB_FILE, manifest.model.dimension), embedder)
+        check_asked_model(folder, expected_model(manifest.model), model, backend, embedder)
+        store = Store(folder / DB_FILE, manifest.model.dimension)
+        index = cls(folder, manifest, store, embedder, model=model, backend=backend)
         try:
             index._synced(lambda: None)
             if index.manifest.generation != index.generation:
@@ -142,14 +154,22 @@ class Index(WriteProtocol):
     def embedder(self) -> embedding.Embedder:
         """The index's own model, loaded on first use."""
         if self._embedder is None:
-            fp = self.manifest.model
-            source = fp.source.removeprefix("local:") if fp.source.startswith("local:") else fp.name
+            expected = expected_model(self.manifest.model)
             # A torch-family index is queried with the default engine (fp32 ONNX when
-            # installed: the same vectors, and no torch import on a cold query).
-            loaded = embedding.load(source, None if fp.backend == "torch" else fp.backend)
-            check_model(self.path, fp, loaded.fingerprint)
+            # installed: the same vectors, and no torch import on a cold query; torch
+            # where ONNX cannot run the model), unless a backend was asked for.
+            family = None if expected.backend == "torch" else expected.backend
+            source = self._model or model_to_load(self.path, expected)
+            loaded = embedding.load(source, self._backend or family)
+            check_model(self.path, expected, loaded.fingerprint)
             self._embedder = loaded
         return self._embedder
+
+    @property
+    def note(self) -> str | None:
+        """What loading the model had to say (e.g. that torch runs it), for the caller to show."""
+        note: str | None = getattr(self._embedder, "note", None)  # a test's stand-in may have none
+        return note
 
     # --- reading -------------------------------------------------------------
 
