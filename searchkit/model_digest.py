@@ -7,8 +7,9 @@ files of each module's folder (the transformer's ``config.json``, ``sentence_ber
 and tokenizer files, Pooling's and Normalize's configs, a Dense module's config and weights).
 Another pooling mode, prompt or Dense layer is another model, though its weights are the same.
 
-JSON files are hashed parsed (keys sorted), without the ``__version__`` stamps that
-sentence-transformers writes on every save, so that a plain re-save is the same model. Files
+JSON configs are hashed parsed (keys sorted), without the ``__version__`` stamps that
+sentence-transformers writes on every save, so that a plain re-save is the same model;
+other files, and JSON files too big to be configs, by their bytes. Files
 sentence-transformers does not read are left out: the model card, dot files, the training
 data description, scripts, subfolders of other runtimes (onnx/, openvino/) and the weights
 of other frameworks. Digests are cached by (path, size, mtime), so checking is cheap.
@@ -31,6 +32,10 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _SKIPPED_NAMES = {"data_config.json", "train_script.py"}
 _SKIPPED_SUFFIXES = {".md", ".py", ".h5", ".msgpack", ".ot", ".onnx", ".onnx_data", ".tflite", ".mlmodel"}
 _SHORT = 12  # hex digits of each file's digest kept in the fingerprint: enough to say which differs
+# Configs are small and are what re-saves reorder and stamp; a big JSON file (tokenizer.json,
+# written byte for byte alike by the tokenizers library) is hashed as bytes: sorting its
+# 30,000-entry vocabulary would add 40 ms to every cold query.
+_CANONICAL_JSON_LIMIT = 64 * 1024
 
 _cache: dict[tuple[str, int, int, str], str] = {}
 
@@ -90,7 +95,8 @@ def _module_paths(folder: Path) -> list[str]:
 
 
 def _file_digest(path: Path) -> str:
-    return _cached(path, "json" if path.suffix == ".json" else "bytes")
+    canonical = path.suffix == ".json" and path.stat().st_size <= _CANONICAL_JSON_LIMIT
+    return _cached(path, "json" if canonical else "bytes")
 
 
 def _cached(path: Path, how: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from searchkit.server.served import Shelf
 from searchkit.store import Store
 
 from .conftest import ROOT, snapshot
+from .test_server import Server
 
 LEGACY = ROOT / "tests" / "fixtures" / "legacy-index"
 ITEMS = [
@@ -213,6 +215,16 @@ def test_serve_loads_every_matching_index_from_model_path_and_refuses_the_others
         Shelf.open([index, tmp_path / "other"], model=str(new_place))
 
 
+def test_serve_takes_the_moved_folder(moved: tuple[Path, Path]) -> None:
+    index, new_place = moved
+    server = Server(index, *map(Path, ["--model", str(new_place)]), token=None)  # extra arguments
+    try:
+        status, body = server.call("POST", "/indexes/index/search", {"query": "Is it sunny?", "k": 1})
+        assert status == 200 and body["hits"][0]["id"] == "sunny", body
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM), "".join(server.log)
+
+
 # --- indexes made before pipeline digests (tests/fixtures/legacy-index, by 384e01e) ----
 
 
@@ -268,6 +280,13 @@ def test_a_legacy_index_accepts_its_model_and_records_the_digest_on_the_next_wri
     with Index.open(legacy) as index:
         assert index.manifest.model.pipeline == default.digest
         assert ids(index.search("Is it raining?", k=1)) == ["rain"]
+
+
+def test_a_legacy_index_records_the_digest_on_a_rebuild(legacy: Path, model: embedding.Embedder) -> None:
+    with Index.open(legacy) as index:
+        index.rebuild(metric="dot")
+    assert recorded_model(legacy)["pipeline"]["digest"] == pipeline(embedding.resolve(None).path).digest
+    assert run("check", legacy).exit_code == 0
 
 
 def legacy_local(tmp_path: Path, model: embedding.Embedder) -> tuple[Path, Path]:

@@ -122,9 +122,11 @@ def info_cmd(
     params = ", ".join(f"{k}={v}" for k, v in kind["params"].items())
     asked = f" (asked: {kind['type']})" if kind["type"] != kind["resolved"] else ""
     typer.echo(f"index type: {kind['resolved']}{asked} {params} [FAISS {kind['faiss']}]".rstrip())
+    pipeline = f", pipeline {model['pipeline']['digest'][:12]}" if "pipeline" in model else ""
     typer.echo(
-        f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
-        f"max_seq_length {model['max_seq_length']}, vectors of the {model['backend']} family"
+        f"model:      {model['name']} [{model['source']}], sha256 {model['sha256'][:12]}{pipeline}, "
+        f"{model['dimension']} dims, max_seq_length {model['max_seq_length']}, "
+        f"vectors of the {model['backend']} family"
     )
     typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
     typer.echo(f"created:    {data['created']}  updated: {data['updated']}")

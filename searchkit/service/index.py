@@ -305,6 +305,8 @@ class Index(WriteProtocol):
         under another metric, index type or options. Embeds nothing."""
         started = time.perf_counter()
         config = self.manifest.config()
+        # An index older than pipeline digests records its model's here too (model_check.py).
+        config["model"] = expected_model(self.manifest.model).to_json()
         if metric is not None:
             config["metric"] = Metric.parse(metric).value
         if index_type is not None:
