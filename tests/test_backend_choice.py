@@ -132,3 +132,10 @@ def test_a_dense_module_runs_on_torch_with_a_note(tiny_model_dir: Path, tmp_path
     reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
     np.testing.assert_allclose(loaded.encode(TEXTS), reference, atol=1e-5)
     assert "2_Dense/model.safetensors" in dict(loaded.fingerprint.pipeline_files)
+
+
+def test_backend_does_not_go_with_server() -> None:
+    result = run("query", "somewhere/index", "x", "--server", "http://127.0.0.1:9", "--backend", "torch")
+    assert result.exit_code == 1 and result.stderr == (
+        "Error: --backend does not go with --server: the server queries with the index's own model\n"
+    )

@@ -50,7 +50,7 @@ def query_cmd(
         "group_by_parent": group_by_parent,
     }
     if server:
-        results = _remote_results(server, index.resolve().name, texts, k, token, model or backend, options)
+        results = _remote_results(server, index.resolve().name, texts, k, token, model, backend, options)
     else:
         from searchkit.service import Index
 
@@ -82,16 +82,17 @@ def _remote_results(
     texts: list[str],
     k: int,
     token: str | None,
-    model_or_backend: str | None,
+    model: str | None,
+    backend: str | None,
     options: dict[str, Any],
 ) -> list[dict[str, Any]]:
     from searchkit.errors import UsageError
     from searchkit.server.client import search
 
-    if model_or_backend is not None:
-        raise UsageError(
-            "--model and --backend do not go with --server: the server queries with the model it loaded"
-        )
+    for option, value in (("--model", model), ("--backend", backend)):
+        if value is not None:
+            why = "the server queries with the index's own model"
+            raise UsageError(f"{option} does not go with --server: {why}")
     if not texts:
         raise UsageError("no query given; pass a query text or --input FILE")
     return search(server, name, texts, k, token, **options)
