@@ -29,6 +29,7 @@ from searchkit.errors import (
     SearchkitError,
     ServiceError,
     StorageError,
+    UnsupportedModelError,
     UsageError,
 )
 from searchkit.types import CheckReport, Fingerprint, Hit, Hits, Metric, Mode, Record, WriteReport
@@ -68,6 +69,7 @@ __all__ = [
     "ServiceError",
     "Similarity",
     "StorageError",
+    "UnsupportedModelError",
     "UsageError",
     "WriteReport",
     "__version__",

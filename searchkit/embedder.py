@@ -7,7 +7,7 @@ importing searchkit stays instant.
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import os
 import threading
 from collections.abc import Sequence
@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from searchkit.errors import ModelError, UsageError
+from searchkit.errors import ModelError, UnsupportedModelError, UsageError
 from searchkit.metrics import Matrix
+from searchkit.model_digest import pipeline
+from searchkit.model_digest import weights_sha256 as _weights_sha256
 from searchkit.types import Fingerprint
 
 __all__ = [
@@ -39,7 +41,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 _DEFAULT_NAMES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Long texts are cut to this many characters per kept word piece before tokenising
 # (see _TorchEngine._embeddable), with a margin of pieces for the word the cut may split.
 _CHARS_PER_PIECE = 32
@@ -95,17 +96,21 @@ def _bundled_path() -> Path:
 def _hub_snapshot(name: str) -> Path:
     """The local folder of a hub model: the cache first, then the hub unless offline."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
     repo = name if "/" in name else f"sentence-transformers/{name}"
+    # What the hub raises for a model it does not have, cannot reach, or cannot name;
+    # anything else (a full disk, a bug) is not "not cached" and is not reported as such.
+    missing = (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError)
     try:
         return Path(snapshot_download(repo, local_files_only=True))
-    except Exception:
+    except missing:
         pass
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
     if not offline:
         try:
             return Path(snapshot_download(repo))
-        except Exception:
+        except missing:
             pass
     raise ModelError(
         f"model {name!r} is not in the local cache and cannot be downloaded"
@@ -114,28 +119,9 @@ def _hub_snapshot(name: str) -> Path:
     )
 
 
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
 def weights_sha256(source: ModelSource) -> str:
     """sha256 of the model's weights file, without loading the model."""
     return _weights_sha256(source.path)
-
-
-def _weights_sha256(folder: Path) -> str:
-    for name in _WEIGHT_FILES:
-        weights = folder / name
-        if weights.exists():
-            stat = weights.stat()
-            key = (str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
-            if key not in _hash_cache:
-                digest = hashlib.sha256()
-                with weights.open("rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                _hash_cache[key] = digest.hexdigest()
-            return _hash_cache[key]
-    raise ModelError(f"no model weights ({' or '.join(_WEIGHT_FILES)}) in {folder}")
 
 
 class Embedder:
@@ -145,13 +131,18 @@ class Embedder:
     (onnx_backend.py). Both give the same interface; the fingerprint's ``backend``
     names the family of vectors they give: ``torch`` for torch and fp32 ONNX (equal
     to 1e-5), ``onnx-int8`` for the quantised model, whose vectors differ.
+
+    ``note`` is what loading had to say, in one line (that torch runs a model the ONNX
+    engine cannot), or None; the library does not print it, its callers do.
     """
 
-    def __init__(self, source: ModelSource, engine: Any, backend: str) -> None:
+    def __init__(self, source: ModelSource, engine: Any, backend: str, note: str | None = None) -> None:
         self.source = source
         self.backend = backend
         self.engine = engine
+        self.note = note
         self._lock = threading.Lock()
+        files = pipeline(source.path)
         self.fingerprint = Fingerprint(
             name=source.name,
             source=source.source,
@@ -160,6 +151,8 @@ class Embedder:
             max_seq_length=int(engine.max_seq_length),
             normalize=bool(engine.normalize),
             backend=vector_family(backend),
+            pipeline=files.digest,
+            pipeline_files=files.files,
         )
 
     @property
@@ -247,34 +240,66 @@ def load(model: str | None = None, backend: str | None = None) -> Embedder:
     """The embedder for `model` (default all-MiniLM-L6-v2), loaded once per process.
 
     `backend` is ``torch``, ``onnx``, ``onnx-int8``, or None / ``auto`` for the default.
+    Where the default (ONNX) cannot run the model, torch does, and the embedder's
+    ``note`` says so; a backend asked for by name is that backend or an error.
     """
-    backend = default_backend() if backend in (None, "auto") else backend
+    asked = backend not in (None, "auto")
+    backend = backend if asked else default_backend()
     if backend not in BACKENDS:
         choices = ", ".join(("auto", *BACKENDS))
         raise UsageError(f"unknown backend {backend!r}: choose one of {choices}")
     source = resolve(model)
-    key = (str(source.path), backend)
     with _load_lock:
-        if key not in _loaded:
-            if backend == "torch":
-                engine: Any = _TorchEngine(_load_sentence_transformer(source))
-            else:
-                from searchkit.onnx_backend import OnnxEncoder
+        fallback = None if asked else _loaded.get((str(source.path), "auto"))
+        if fallback is not None:
+            return fallback
+        try:
+            return _cached(source, str(backend))
+        except UnsupportedModelError as exc:
+            if asked or backend == "torch":
+                raise
+            return _torch_instead(source, exc)
 
-                engine = OnnxEncoder(source.path, _weights_sha256(source.path), backend == "onnx-int8")
-            _loaded[key] = Embedder(source, engine, backend)
-        return _loaded[key]
+
+def _cached(source: ModelSource, backend: str) -> Embedder:
+    key = (str(source.path), backend)
+    if key not in _loaded:
+        if backend == "torch":
+            engine: Any = _TorchEngine(_load_sentence_transformer(source))
+        else:
+            from searchkit.onnx_backend import OnnxEncoder
+
+            engine = OnnxEncoder(source.path, _weights_sha256(source.path), backend == "onnx-int8")
+        _loaded[key] = Embedder(source, engine, backend)
+    return _loaded[key]
+
+
+def _torch_instead(source: ModelSource, refusal: UnsupportedModelError) -> Embedder:
+    """The torch embedder, with a note that says why: the same vectors family as fp32 ONNX."""
+    key = (str(source.path), "auto")
+    if key not in _loaded:
+        noted = copy.copy(_cached(source, "torch"))  # shares the engine and its lock
+        noted.note = (
+            f"model {source.name!r}: {refusal.what or 'this model'} is not supported by the onnx "
+            "backend; embedding with torch (sentence-transformers) instead"
+        )
+        _loaded[key] = noted
+    return _loaded[key]
 
 
 def _load_sentence_transformer(source: ModelSource) -> Any:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import transformers
+    from safetensors import SafetensorError
     from sentence_transformers import SentenceTransformer
 
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         return SentenceTransformer(str(source.path), device="cpu")
-    except Exception as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        # What a broken or foreign folder gives: files missing or unreadable (OSError),
+        # configs sentence-transformers or transformers refuse (ValueError), weights that
+        # do not fit the architecture (RuntimeError) or are not safetensors at all.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model {source.name!r} from {source.path}: {first_line}") from exc

@@ -8,6 +8,7 @@ as it is; anything that is not a ``SearchkitError`` is a bug.
     ├── InputError          bad input data: unreadable file, malformed record, missing field
     ├── UsageError          a bad argument: unknown metric, k <= 0, unknown index type
     ├── ModelError          the model cannot be found, loaded or verified
+    │   └── UnsupportedModelError   this engine (ONNX) cannot run this model; torch can
     ├── IndexFileError      an index folder that cannot be used as it is
     │   ├── IndexNotFoundError   no index at that path
     │   ├── CorruptIndexError    a file of the index is damaged or disagrees with the rest
@@ -30,6 +31,7 @@ __all__ = [
     "SearchkitError",
     "ServiceError",
     "StorageError",
+    "UnsupportedModelError",
     "UsageError",
 ]
 
@@ -48,6 +50,17 @@ class UsageError(SearchkitError):
 
 class ModelError(SearchkitError):
     """A model that cannot be found, loaded or verified."""
+
+
+class UnsupportedModelError(ModelError):
+    """An engine that cannot run this model's pipeline (a prompt, a Dense module): another can.
+
+    ``what`` names the part it cannot run, for the note that says torch runs it instead.
+    """
+
+    def __init__(self, message: str, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
 
 
 class IndexFileError(SearchkitError):

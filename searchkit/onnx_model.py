@@ -3,8 +3,9 @@ the transformer: its tokenizer set up as sentence-transformers sets it up, and i
 and normalisation (read from modules.json) in numpy.
 
 Only the pipelines sentence-transformers' `encode` gives plain vectors for are supported
-(Transformer -> Pooling [-> Normalize], no prompts); anything else is refused with a
-`ModelError` that points at ``--backend torch``.
+(Transformer -> Pooling [-> Normalize], no prompts); anything else is refused with an
+`UnsupportedModelError` that points at ``--backend torch`` (where the backend was not asked
+for, embedder.load falls back to torch by itself).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from searchkit.errors import ModelError
+from searchkit.errors import ModelError, UnsupportedModelError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -57,9 +58,10 @@ def _read_json(path: Path) -> Any:
         raise ModelError(f"cannot read {path}: {exc}") from exc
 
 
-def unsupported(model_dir: Path, what: str) -> ModelError:
-    return ModelError(
-        f"model {model_dir.name!r}: {what} is not supported by the onnx backends; use --backend torch"
+def unsupported(model_dir: Path, what: str) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"model {model_dir.name!r}: {what} is not supported by the onnx backends; use --backend torch",
+        what,
     )
 
 

@@ -115,7 +115,12 @@ class Hits(list[Hit]):
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What identifies the vectors a model gives: an index accepts only its own."""
+    """What identifies the vectors a model gives: an index accepts only its own.
+
+    ``pipeline`` is the digest of every file but the weights that sentence-transformers
+    builds the model from (model_digest.py), ``pipeline_files`` a short digest of each of
+    them, to say which differs. An index made before pipelines were recorded has neither.
+    """
 
     name: str
     source: str
@@ -124,16 +129,19 @@ class Fingerprint:
     max_seq_length: int
     normalize: bool
     backend: str = "torch"
+    pipeline: str = ""
+    pipeline_files: tuple[tuple[str, str], ...] = ()
 
-    def identity(self) -> tuple[str, int, int, bool, str]:
+    def identity(self) -> tuple[str, str, int, int, bool, str]:
         """The fields that change the vectors; ``name`` and ``source`` only describe them."""
-        return (self.sha256, self.dimension, self.max_seq_length, self.normalize, self.backend)
+        return (self.sha256, self.pipeline, self.dimension, self.max_seq_length, self.normalize, self.backend)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.backend}, sha256 {self.sha256[:12]}, {self.dimension} dims)"
+        pipeline = f", pipeline {self.pipeline[:12]}" if self.pipeline else ""
+        return f"{self.name} ({self.backend}, sha256 {self.sha256[:12]}{pipeline}, {self.dimension} dims)"
 
     def to_json(self) -> JSON:
-        return {
+        data: JSON = {
             "name": self.name,
             "source": self.source,
             "sha256": self.sha256,
@@ -142,9 +150,13 @@ class Fingerprint:
             "normalize": self.normalize,
             "backend": self.backend,
         }
+        if self.pipeline:
+            data["pipeline"] = {"digest": self.pipeline, "files": dict(self.pipeline_files)}
+        return data
 
     @classmethod
     def from_json(cls, data: JSON) -> Fingerprint:
+        pipeline = data.get("pipeline") or {}
         return cls(
             name=str(data["name"]),
             source=str(data["source"]),
@@ -153,6 +165,8 @@ class Fingerprint:
             max_seq_length=int(data["max_seq_length"]),
             normalize=bool(data["normalize"]),
             backend=str(data.get("backend", "torch")),
+            pipeline=str(pipeline.get("digest", "")),
+            pipeline_files=tuple(sorted((str(k), str(v)) for k, v in pipeline.get("files", {}).items())),
         )
 
 

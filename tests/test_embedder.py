@@ -84,3 +84,50 @@ def test_a_huge_text_embeds_exactly_as_the_model_does(model: embedding.Embedder,
     expected = st_model.encode([huge[:100_000], mostly_space])  # type: ignore[attr-defined]
     np.testing.assert_allclose(vectors, expected, atol=1e-5)  # the default engine: fp32 ONNX
     assert flags == [True, False]
+
+
+# --- errors: each except clause catches what it means, and nothing else --------------
+
+
+def test_a_hub_failure_that_is_not_a_missing_model_is_not_called_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("a bug in the lookup")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", broken)
+    with pytest.raises(RuntimeError, match="a bug in the lookup"):
+        embedding.resolve("some-org/some-model")
+
+
+def test_a_name_the_hub_cannot_take_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="not in the local cache"):
+        embedding.resolve("not a valid/repo name")
+
+
+def test_a_model_folder_with_broken_weights_is_one_line(tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(embedding.resolve(None).path, tmp_path / "broken"))
+    (folder / "model.safetensors").write_bytes(b"\0" * 4096)
+    with pytest.raises(ModelError) as caught:
+        embedding.load(str(folder), backend="torch")
+    assert str(caught.value).startswith(f"cannot load model 'broken' from {folder}: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_bug_while_loading_is_not_reported_as_a_bad_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, st_model: object
+) -> None:
+    import shutil
+
+    import sentence_transformers
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError("a bug in the loader")
+
+    folder = Path(shutil.copytree(embedding.resolve(None).path, tmp_path / "fine"))
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", broken)
+    with pytest.raises(TypeError, match="a bug in the loader"):
+        embedding.load(str(folder), backend="torch")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from searchkit.cli.app import emit_json
-from searchkit.cli.options import JsonOpt, ModelOpt, ModeOpt, TokenOpt, WhereOpt, read_lines
+from searchkit.cli.options import BackendOpt, JsonOpt, ModelOpt, ModeOpt, TokenOpt, WhereOpt, read_lines
 
 __all__ = ["eval_cmd", "export_cmd", "info_cmd", "query_cmd"]
 
@@ -30,6 +30,7 @@ def query_cmd(
         typer.Option("--group-by-parent", help="Rank documents indexed with --split by their best piece."),
     ] = False,
     model: ModelOpt = None,
+    backend: BackendOpt = None,
     server: Annotated[
         str | None,
         typer.Option("--server", envvar="SEARCHKIT_SERVER", help="URL of a running searchkit serve to ask."),
@@ -49,12 +50,14 @@ def query_cmd(
         "group_by_parent": group_by_parent,
     }
     if server:
-        results = _remote_results(server, index.resolve().name, texts, k, token, model, options)
+        results = _remote_results(server, index.resolve().name, texts, k, token, model, backend, options)
     else:
         from searchkit.service import Index
 
-        with Index.open(index, model=model) as opened:
+        with Index.open(index, model=model, backend=backend) as opened:
             found = opened.search_many(texts, k=k, **options)
+            if opened.note:
+                typer.echo(f"note: {opened.note}", err=True)
         results = [hits.to_json(text) for text, hits in zip(texts, found, strict=True)]
     for result in results:
         if as_json:
@@ -80,13 +83,16 @@ def _remote_results(
     k: int,
     token: str | None,
     model: str | None,
+    backend: str | None,
     options: dict[str, Any],
 ) -> list[dict[str, Any]]:
     from searchkit.errors import UsageError
     from searchkit.server.client import search
 
-    if model is not None:
-        raise UsageError("--model does not go with --server: the server queries with the index's own model")
+    for option, value in (("--model", model), ("--backend", backend)):
+        if value is not None:
+            why = "the server queries with the index's own model"
+            raise UsageError(f"{option} does not go with --server: {why}")
     if not texts:
         raise UsageError("no query given; pass a query text or --input FILE")
     return search(server, name, texts, k, token, **options)
@@ -122,9 +128,11 @@ def info_cmd(
             f"trained at: {kind['trained_at']} items (now {data['counts']['items']}; "
             f"planned and trained again at 4x or 1/4 of it)"
         )
+    pipeline = f", pipeline {model['pipeline']['digest'][:12]}" if "pipeline" in model else ""
     typer.echo(
-        f"model:      {model['name']} [{model['source']}], {model['dimension']} dims, "
-        f"max_seq_length {model['max_seq_length']}, vectors of the {model['backend']} family"
+        f"model:      {model['name']} [{model['source']}], sha256 {model['sha256'][:12]}{pipeline}, "
+        f"{model['dimension']} dims, max_seq_length {model['max_seq_length']}, "
+        f"vectors of the {model['backend']} family"
     )
     typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
     typer.echo(f"created:    {data['created']}  updated: {data['updated']}")

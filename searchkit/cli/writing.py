@@ -74,6 +74,8 @@ def index_cmd(
         )
     finally:
         progress.close()
+    if opened.note:
+        typer.echo(f"note: {opened.note}", err=True)
     total = len(opened)
     opened.close()
     if as_json:

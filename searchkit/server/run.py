@@ -18,10 +18,14 @@ def serve(
     port: int = 8000,
     token: str | None = None,
     on_ready: Callable[[str], None] | None = None,
+    model: str | None = None,
+    backend: str | None = None,
 ) -> None:
     """Serve the indexes at `paths` until SIGTERM or Ctrl-C, then finish the requests in flight.
 
-    Port 0 takes any free port; `on_ready` is told the line that says where it listens.
+    `model` and `backend` are what every index's model is loaded with (see `Index.open`).
+    Port 0 takes any free port; `on_ready` is told the line that says where it listens,
+    after a ``note: ...`` line for each thing loading the models had to say.
     """
     check_bind(host, token)
     import uvicorn
@@ -29,7 +33,7 @@ def serve(
     from searchkit.server.app import create_app
     from searchkit.server.served import Shelf
 
-    shelf = Shelf.open(paths)  # the model loads here, before the first request
+    shelf = Shelf.open(paths, model=model, backend=backend)  # the model loads here, before the first request
     try:
         sock = _bind(host, port)
     except BaseException:
@@ -38,6 +42,8 @@ def serve(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if on_ready is not None:
+        for note in shelf.notes:
+            on_ready(f"note: {note}")
         on_ready(
             f"searchkit: serving {', '.join(sorted(shelf.indexes))} on http://{shown}:{bound} "
             "(OpenAPI at /openapi.json; Ctrl-C or SIGTERM to stop)"

@@ -68,12 +68,14 @@ class Shelf:
         self.indexes = indexes
 
     @classmethod
-    def open(cls, paths: Sequence[str | Path]) -> Shelf:
+    def open(cls, paths: Sequence[str | Path], model: str | None = None, backend: str | None = None) -> Shelf:
+        """Open every index; `model` and `backend`, when given, load the model of each (and
+        refuse an index whose model it is not)."""
         folders = _named_folders(paths)
         opened: dict[str, ServedIndex] = {}
         try:
             for name, folder in folders.items():
-                reader = Index.open(folder)
+                reader = Index.open(folder, model=model, backend=backend)
                 try:
                     # reader.embedder loads the model: once per model, however many indexes use it.
                     opened[name] = ServedIndex(name, reader, Index.open(folder, embedder=reader.embedder))
@@ -97,6 +99,11 @@ class Shelf:
     def embedder(self) -> embedding.Embedder:
         """The model of the first index served: /embed and /similarity use it."""
         return next(iter(self.indexes.values())).reader.embedder
+
+    @property
+    def notes(self) -> list[str]:
+        """What loading the models had to say, each once."""
+        return list(dict.fromkeys(s.reader.note for s in self.indexes.values() if s.reader.note))
 
     def close(self) -> None:
         for served in self.indexes.values():

@@ -100,7 +100,8 @@ def create(
     metric = Metric.parse(metric)
     options = dict(index_options or {})
     _check_folder(folder)
-    plan(index_type, metric, 0, 1, options)  # refuse bad settings before loading a model
+    # Refuse bad settings before loading a model (whose dimension pq_m must divide: checked later).
+    plan(index_type, metric, 0, embedder.dimension if embedder else max(1, options.get("pq_m", 1)), options)
     made = not folder.exists()
     with storage_errors(folder):
         lock = _lock_new(folder, lock_timeout, on_lock_wait)

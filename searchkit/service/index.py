@@ -19,7 +19,7 @@ import numpy as np
 from searchkit import embedder as embedding
 from searchkit.errors import IndexNotFoundError, UsageError
 from searchkit.manifest import Manifest
-from searchkit.service.model_check import check_asked_model, check_model
+from searchkit.service.model_check import check_asked_model, check_model, expected_model, model_to_load
 from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_vectors, storage_errors, vectors_file
 from searchkit.service.search import MAX_K
 from searchkit.store import Store
@@ -43,11 +43,16 @@ class Index(WriteProtocol):
         manifest: Manifest,
         store: Store,
         embedder: embedding.Embedder | None = None,
+        model: str | None = None,
+        backend: str | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.store = store
         self._embedder = embedder
+        # Where to load the model from, and with which engine, when it is first needed.
+        self._model = model
+        self._backend = None if backend == "auto" else backend
         self.vectors = empty_vectors(manifest)
         self.generation = -1  # of the vectors in memory; -1: none loaded yet
         self._writer = False
@@ -91,7 +96,13 @@ class Index(WriteProtocol):
         backend: str | None = None,
         embedder: embedding.Embedder | None = None,
     ) -> Index:
-        """Open an existing index. `model`, when given, must be the index's own model."""
+        """Open an existing index.
+
+        `model` (a name or a folder: the index's own model, perhaps moved) and `backend`
+        are what its model is loaded with; a model whose fingerprint differs is refused
+        here, before anything loads. By default the model loads from where the index
+        was built from, with the default engine of its backend family.
+        """
         from searchkit.service.creation import recover
 
         folder = Path(path)
@@ -99,8 +110,9 @@ class Index(WriteProtocol):
             manifest = Manifest.read(folder)
         except IndexNotFoundError as missing:
             manifest = recover(folder, missing)
-        check_asked_model(folder, manifest.model, model, backend, embedder)
-        index = cls(folder, manifest, Store(folder / DB_FILE, manifest.model.dimension), embedder)
+        check_asked_model(folder, expected_model(manifest.model), model, backend, embedder)
+        store = Store(folder / DB_FILE, manifest.model.dimension)
+        index = cls(folder, manifest, store, embedder, model=model, backend=backend)
         try:
             index._synced(lambda: None)
             if index.manifest.generation != index.generation:
@@ -127,14 +139,22 @@ class Index(WriteProtocol):
     def embedder(self) -> embedding.Embedder:
         """The index's own model, loaded on first use."""
         if self._embedder is None:
-            fp = self.manifest.model
-            source = fp.source.removeprefix("local:") if fp.source.startswith("local:") else fp.name
+            expected = expected_model(self.manifest.model)
             # A torch-family index is queried with the default engine (fp32 ONNX when
-            # installed: the same vectors, and no torch import on a cold query).
-            loaded = embedding.load(source, None if fp.backend == "torch" else fp.backend)
-            check_model(self.path, fp, loaded.fingerprint)
+            # installed: the same vectors, and no torch import on a cold query; torch
+            # where ONNX cannot run the model), unless a backend was asked for.
+            family = None if expected.backend == "torch" else expected.backend
+            source = self._model or model_to_load(self.path, expected)
+            loaded = embedding.load(source, self._backend or family)
+            check_model(self.path, expected, loaded.fingerprint)
             self._embedder = loaded
         return self._embedder
+
+    @property
+    def note(self) -> str | None:
+        """What loading the model had to say (e.g. that torch runs it), for the caller to show."""
+        note: str | None = getattr(self._embedder, "note", None)  # a test's stand-in may have none
+        return note
 
     # --- reading -------------------------------------------------------------
 
@@ -278,6 +298,8 @@ class Index(WriteProtocol):
         under another metric, index type or options. Embeds nothing."""
         started = time.perf_counter()
         config = self.manifest.config()
+        # An index older than pipeline digests records its model's here too (model_check.py).
+        config["model"] = expected_model(self.manifest.model).to_json()
         if metric is not None:
             config["metric"] = Metric.parse(metric).value
         if index_type is not None:

@@ -1,22 +1,32 @@
-"""An index answers only to its own model: the checks that refuse any other."""
+"""An index answers only to its own model: the checks that refuse any other.
+
+An index made before fingerprints recorded a pipeline digest (model_digest.py) is held to
+the pipeline of the folder it was built from, where that folder is still there with the
+same weights, else to its weights alone; its next write records that digest.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from searchkit import embedder as embedding
-from searchkit.errors import ModelMismatchError
+from searchkit.errors import ModelError, ModelMismatchError
+from searchkit.model_digest import pipeline, weights_sha256
 from searchkit.types import Fingerprint
 
-__all__ = ["check_asked_model", "check_model"]
+if TYPE_CHECKING:
+    from searchkit.service.protocol import WriteProtocol
+
+__all__ = ["check_asked_model", "check_model", "expected_model", "model_to_load", "record_pipeline"]
 
 
 def check_model(folder: Path, have: Fingerprint, asked: Fingerprint) -> None:
+    if not have.pipeline:  # an old index whose model folder is gone: weights alone
+        asked = replace(asked, pipeline="", pipeline_files=())
     if have.identity() != asked.identity():
-        raise ModelMismatchError(
-            f"{folder} was built with {have.describe()}, not {asked.describe()}; "
-            "query it with its own model, or build a new index"
-        )
+        raise _mismatch(folder, have, asked.describe(), asked.pipeline_files)
 
 
 def check_asked_model(
@@ -26,14 +36,84 @@ def check_asked_model(
     backend: str | None,
     embedder: embedding.Embedder | None,
 ) -> None:
+    """Refuse a model other than the index's (`have`, as `expected_model` gives it) up front."""
     if embedder is not None:
         check_model(folder, have, embedder.fingerprint)
     elif model is not None or backend is not None:
-        # Compare weights before loading torch: the sha256 needs only the files.
-        source = embedding.resolve(model or have.name)
+        # Compare the files before loading torch: the digests need nothing else.
+        source = embedding.resolve(model or model_to_load(folder, have))
         asked_backend = embedding.vector_family(backend) if backend not in (None, "auto") else have.backend
-        if (embedding.weights_sha256(source), asked_backend) != (have.sha256, have.backend):
-            raise ModelMismatchError(
-                f"{folder} was built with {have.describe()}, not {source.name} "
-                f"({asked_backend}); query it with its own model, or build a new index"
-            )
+        sha256, files = embedding.weights_sha256(source), pipeline(source.path)
+        same_pipeline = not have.pipeline or files.digest == have.pipeline
+        if (sha256, asked_backend) != (have.sha256, have.backend) or not same_pipeline:
+            asked = f"{source.name} ({asked_backend}, sha256 {sha256[:12]}, pipeline {files.digest[:12]})"
+            raise _mismatch(folder, have, asked, files.files)
+
+
+def expected_model(recorded: Fingerprint) -> Fingerprint:
+    """The fingerprint an index's model must match: `recorded`, with the pipeline of the
+    folder it was built from where it recorded none (a bundled or local model whose
+    weights are still the recorded ones)."""
+    if recorded.pipeline:
+        return recorded
+    folder = _built_from(recorded)
+    try:
+        if folder is None or weights_sha256(folder) != recorded.sha256:
+            return recorded
+    except ModelError:  # no weights there any more
+        return recorded
+    files = pipeline(folder)
+    return replace(recorded, pipeline=files.digest, pipeline_files=files.files)
+
+
+def _built_from(recorded: Fingerprint) -> Path | None:
+    if recorded.source == "bundled":
+        try:
+            return embedding.resolve(None).path
+        except ModelError:  # the package is gone or its weights changed: nothing to compare with
+            return None
+    if recorded.source.startswith("local:"):
+        path = Path(recorded.source.removeprefix("local:"))
+        return path if path.is_dir() else None
+    return None  # a hub model: finding its files may mean downloading them
+
+
+def model_to_load(folder: Path, recorded: Fingerprint) -> str:
+    """What to load an index's own model from: its folder, or its name."""
+    if not recorded.source.startswith("local:"):
+        return recorded.name
+    path = recorded.source.removeprefix("local:")
+    if not Path(path).is_dir():
+        raise ModelError(
+            f"{folder} was built with the model folder {path}, which is not there any more; "
+            "pass --model with the folder's new place (the same model, or it is refused)"
+        )
+    return path
+
+
+def record_pipeline(index: WriteProtocol) -> None:
+    """Inside a write's transaction: an index that records no pipeline digest gets the one of
+    the folder it was built from, where `expected_model` finds it (never a digest merely asked for)."""
+    recorded = index.manifest.model
+    if recorded.pipeline:
+        return
+    expected = expected_model(recorded)
+    if expected.pipeline:
+        index.manifest = replace(index.manifest, model=expected)
+        index.store.set_config(index.manifest.config())
+
+
+def _mismatch(
+    folder: Path, have: Fingerprint, asked: str, asked_files: tuple[tuple[str, str], ...]
+) -> ModelMismatchError:
+    differ = ""
+    if have.pipeline_files and asked_files:
+        mine, theirs = dict(have.pipeline_files), dict(asked_files)
+        names = sorted(n for n in mine.keys() | theirs.keys() if mine.get(n) != theirs.get(n))
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            differ = f" ({shown} {'differs' if len(names) == 1 else 'differ'})"
+    return ModelMismatchError(
+        f"{folder} was built with {have.describe()}, not {asked}{differ}; "
+        "query it with its own model, or build a new index"
+    )

@@ -48,6 +48,7 @@ from searchkit.errors import CorruptIndexError, StorageError
 from searchkit.lock import WriteLock
 from searchkit.manifest import Manifest
 from searchkit.metrics import prepare
+from searchkit.service.model_check import record_pipeline
 from searchkit.store import Store
 from searchkit.types import WriteReport
 from searchkit.vectors import Layout, VectorIndex, plan
@@ -105,6 +106,7 @@ class WriteProtocol:
     def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
         """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""
         with self.store.transaction():
+            record_pipeline(self)  # an index older than pipeline digests gets its model's
             changed = self.store.apply(run)
             removed = np.asarray(self.store.delete(stale), dtype=np.int64)
             report.deleted = len(removed)
