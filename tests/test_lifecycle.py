@@ -224,10 +224,17 @@ DAMAGE = {
     ),
     "keyword index dropped": (lambda f: _sql(f, "DROP TABLE items_fts"), "keyword index: "),
     "bad embedding": (
-        lambda f: _sql(f, "UPDATE items SET embedding = x'0000' WHERE key = 'k1'"),
-        "database: 1 stored embedding(s) of the wrong size",
+        lambda f: _sql(f, f"UPDATE embeddings SET embedding = x'0000' WHERE id = {_ID_OF_K1}"),
+        "database: 1 stored embedding(s) missing or of the wrong size",
+    ),
+    "missing embedding": (
+        lambda f: _sql(f, "DELETE FROM embeddings WHERE id = (SELECT id FROM items WHERE key = 'k2')"),
+        "database: 1 stored embedding(s) missing or of the wrong size",
     ),
 }
+
+
+_ID_OF_K1 = "(SELECT id FROM items WHERE key = 'k1')"
 
 
 def _sql(folder: Path, statement: str) -> None:

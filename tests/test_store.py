@@ -63,6 +63,9 @@ def keys_to_ids(store: Store) -> dict[str, int]:
 # --- migrations ------------------------------------------------------------------
 
 
+MIGRATION_NAMES = ["initial", "fulltext", "metadata_index", "counts", "embeddings"]
+
+
 def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_path: Path) -> None:
     import sqlite3
     import threading
@@ -76,6 +79,10 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
         "DROP TABLE items_fts; DROP INDEX items_metadata;"
         "DROP TRIGGER items_count_insert; DROP TRIGGER items_count_delete; DROP TRIGGER items_count_update;"
         "DELETE FROM state WHERE name IN ('items', 'truncated');"
+        "DROP TRIGGER items_embedding_delete;"
+        "ALTER TABLE items ADD COLUMN embedding BLOB NOT NULL DEFAULT x'';"
+        "UPDATE items SET embedding = (SELECT embedding FROM embeddings WHERE id = items.id);"
+        "DROP TABLE embeddings;"
         "DELETE FROM _searchkit_migrations WHERE name != 'm001_initial';"
     )
     conn.close()
@@ -96,9 +103,10 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
     store = Store(db_path, DIM)
     try:
         names = [r[0] for r in store.db.execute("SELECT name FROM _searchkit_migrations ORDER BY name")]
-        assert names == ["m001_initial", "m002_fulltext", "m003_metadata_index", "m004_counts"]
+        assert names == [f"m00{n}_{name}" for n, name in enumerate(MIGRATION_NAMES, start=1)]
         assert [i for i, _ in store.keyword("words", 5)] == [1]
         assert store.count() == 1
+        np.testing.assert_array_equal(store.embeddings_by_ids([1])[1], vector(0))
     finally:
         store.close()
 
@@ -111,6 +119,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m002_fulltext",
         "m003_metadata_index",
         "m004_counts",
+        "m005_embeddings",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -123,9 +132,9 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "content_hash",
         "source",
         "truncated",
-        "embedding",
         "updated",
     }
+    assert {c.name for c in store.db["embeddings"].columns} == {"id", "embedding"}
 
 
 def test_opening_a_missing_database_without_create_is_refused(tmp_path: Path) -> None:
@@ -148,7 +157,7 @@ def test_dimension_defaults_to_the_configured_one(db_path: Path) -> None:
     reopened = Store(db_path)
     try:
         assert reopened.dimension == DIM
-        np.testing.assert_array_equal(reopened.items_by_ids([1])[1].embedding, vector(1))
+        np.testing.assert_array_equal(reopened.embeddings_by_ids([1])[1], vector(1))
     finally:
         reopened.close()
 
@@ -196,7 +205,7 @@ def test_apply_keeps_ids_of_existing_keys_and_gives_new_keys_new_ids(store: Stor
     assert keys_to_ids(store) == {"a": 1, "b": 2, "c": 3, "d": 4}
     b = store.items_by_ids([2])[2]
     assert (b.key, b.text, b.metadata) == ("b", "new text of b", {"lang": "en"})
-    np.testing.assert_array_equal(b.embedding, vector(9))
+    np.testing.assert_array_equal(store.embeddings_by_ids([2])[2], vector(9))
     assert hashes(store, ["b"]) == {"b": "hash:new text of b"}
     assert store.count() == 4
 
@@ -333,9 +342,10 @@ def test_items_by_ids(store: Store) -> None:
     a = found[1]
     assert isinstance(a, StoredItem)
     assert (a.id, a.key, a.text, a.metadata) == (1, "a", "text of a", {"lang": "en"})
-    assert a.embedding.dtype == np.float32
-    np.testing.assert_array_equal(a.embedding, vector(1))
-    np.testing.assert_array_equal(found[3].embedding, vector(3))
+    vectors = store.embeddings_by_ids([3, 1, 42])
+    assert set(vectors) == {1, 3} and vectors[1].dtype == np.float32
+    np.testing.assert_array_equal(vectors[1], vector(1))
+    np.testing.assert_array_equal(vectors[3], vector(3))
     assert store.items_by_ids([]) == {}
 
 
@@ -345,7 +355,7 @@ def test_a_stored_embedding_of_the_wrong_dimension_is_corrupt(db_path: Path) -> 
         bad = PendingRow("a", "t", {}, "h", "s", False, np.arange(3, dtype="<f4").tobytes())
         add(store, "r", bad)
         with pytest.raises(CorruptIndexError) as info:
-            store.items_by_ids([1])
+            store.embeddings_by_ids([1])
         assert str(info.value) == (
             f"{db_path}: a stored embedding is not {DIM} float32 values; run searchkit check --repair"
         )
@@ -466,7 +476,7 @@ def test_ids_integrity_and_malformed_embeddings(store: Store) -> None:
     assert store.malformed_embeddings() == [2]
     store.replace_embeddings({2: vector(5).tobytes()})
     assert store.malformed_embeddings() == []
-    np.testing.assert_array_equal(store.items_by_ids([2])[2].embedding, vector(5))
+    np.testing.assert_array_equal(store.embeddings_by_ids([2])[2], vector(5))
     assert store.generation == 3
 
 
@@ -504,13 +514,16 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         assert counts["items"] == 2
         assert counts["pending"] == 1
         assert counts["state"] == 4
-        assert counts["_searchkit_migrations"] == 4
+        assert counts["_searchkit_migrations"] == len(MIGRATION_NAMES)
+        assert counts["embeddings"] == 2
         # The keyword index is the kind sqlite-utils (and Datasette) detect and search.
         assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "beta")] == ["b"]
         rows = sqlite_utils_cli("rows", db_path, "items")
         assert [(r["id"], r["key"], r["text"]) for r in rows] == [(1, "a", "text of a"), (2, "b", "beta")]
         assert [json.loads(r["metadata"]) for r in rows] == [{"lang": "en"}, {}]
-        blobs = [base64.b64decode(r["embedding"]["encoded"]) for r in rows]
+        assert all("embedding" not in r for r in rows)  # rows of text, not of 1.5 KB blobs
+        vectors = sqlite_utils_cli("rows", db_path, "embeddings")
+        blobs = [base64.b64decode(r["embedding"]["encoded"]) for r in vectors]
         assert blobs == [vector(1).tobytes(), vector(2).tobytes()]
         state = sqlite_utils_cli("rows", db_path, "state")
         assert {r["name"]: r["value"] for r in state} == {
@@ -556,3 +569,22 @@ def test_the_counters_follow_every_write_without_a_scan(store: Store) -> None:
     assert store.counters() == store.counted() == {"items": 2, "truncated": 0}
     plan = store.db.execute("EXPLAIN QUERY PLAN SELECT value FROM state WHERE name = 'items'").fetchall()
     assert not any("SCAN" in step[3] for step in plan)
+
+
+def test_an_index_made_before_m004_and_m005_keeps_every_vector(tmp_path: Path) -> None:
+    """The fixture was made by searchkit at 384e01e (migrations m001-m003): embeddings inside items."""
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "legacy"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "legacy-index", folder)
+    conn = sqlite3.connect(folder / "index.db")
+    before = dict(conn.execute("SELECT id, embedding FROM items").fetchall())
+    conn.close()
+    store = Store(folder / "index.db")
+    try:
+        assert store.counters() == store.counted() == {"items": len(before), "truncated": 0}
+        assert {i: v.tobytes() for i, v in store.embeddings_by_ids(list(before)).items()} == before
+        assert "embedding" not in {c.name for c in store.db["items"].columns}
+    finally:
+        store.close()

@@ -128,7 +128,7 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
             report.problems.append(f"manifest: counts {manifest.items} items, the database holds {count}")
     malformed = store.malformed_embeddings()
     if malformed:
-        report.problems.append(f"database: {len(malformed)} stored embedding(s) of the wrong size")
+        report.problems.append(f"database: {len(malformed)} stored embedding(s) missing or of the wrong size")
     _inspect_vectors(folder, store, expected, report, skip=set(malformed))
     if store.read_only:
         report.notes.append(f"{_KEYWORD} not checked: FTS5's check writes, and the folder is read-only")

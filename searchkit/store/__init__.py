@@ -4,9 +4,11 @@ It knows rows, never FAISS. Tables:
 
 - ``items``: one row per item. ``id`` is the integer the vector index holds
   (AUTOINCREMENT, so a deleted id is never handed out again); ``key`` is the
-  user's id; ``metadata`` is JSON; ``embedding`` is the model's float32 vector as
+  user's id; ``metadata`` is JSON.
+- ``embeddings``: each item's vector by its ``id``, the model's float32 values as
   little-endian bytes (raw, not normalised), so that the vectors can be rebuilt
-  for any metric without embedding again.
+  for any metric without embedding again; apart from ``items`` so that reading
+  rows does not read vectors (m005). A trigger deletes it with its item.
 - ``pending``: rows of an ingest in progress, committed batch by batch so that
   a crashed ingest can reuse their embeddings; ``apply`` moves one run's rows
   into ``items`` in a single transaction.

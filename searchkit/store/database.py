@@ -26,6 +26,8 @@ from searchkit.store.rows import PendingRow, RowState, StoredItem, dump_metadata
 
 __all__ = ["Store"]
 
+# iter_items' rows, each with its embedding (a join, paged by the items' id).
+_ITEMS_WITH_EMBEDDINGS = "items JOIN embeddings USING (id)"
 # SQLite's default limit on bound parameters is 32766 on current builds; stay far below.
 _IN_CHUNK = 900
 
@@ -78,8 +80,11 @@ class Store:
 
     @guarded
     def malformed_embeddings(self) -> list[int]:
-        """Ids of rows whose embedding is not `dimension` float32 values."""
-        sql = "SELECT id FROM items WHERE length(embedding) != ? OR typeof(embedding) != 'blob'"
+        """Ids of rows whose embedding is missing, or not `dimension` float32 values."""
+        sql = (
+            "SELECT items.id FROM items LEFT JOIN embeddings AS e ON e.id = items.id"
+            " WHERE e.id IS NULL OR typeof(e.embedding) != 'blob' OR length(e.embedding) != ?"
+        )
         return [row[0] for row in self.db.execute(sql, (self.dimension * 4,))]
 
     @guarded
@@ -133,8 +138,11 @@ class Store:
         found: dict[str, bytes] = {}
         for chunk in _chunks(list(set(hashes))):
             marks = ",".join("?" * len(chunk))
-            for table in ("items", "pending"):
-                sql = f"SELECT content_hash, embedding FROM {table} WHERE content_hash IN ({marks})"
+            for sql in (
+                "SELECT i.content_hash, e.embedding FROM items AS i JOIN embeddings AS e ON e.id = i.id"
+                f" WHERE i.content_hash IN ({marks})",
+                f"SELECT content_hash, embedding FROM pending WHERE content_hash IN ({marks})",
+            ):
                 for digest, blob in self.db.execute(sql, chunk):
                     found.setdefault(digest, blob)
         return found
@@ -144,9 +152,9 @@ class Store:
         rows: dict[int, StoredItem] = {}
         for chunk in _chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, key, text, metadata, embedding FROM items WHERE id IN ({marks})"
-            for id_, key, text, metadata, blob in self.db.execute(sql, chunk):
-                rows[id_] = StoredItem(id_, key, text, json.loads(metadata), self._vector(blob))
+            sql = f"SELECT id, key, text, metadata FROM items WHERE id IN ({marks})"
+            for id_, key, text, metadata in self.db.execute(sql, chunk):
+                rows[id_] = StoredItem(id_, key, text, json.loads(metadata))
         return rows
 
     @guarded
@@ -154,14 +162,15 @@ class Store:
         found: dict[int, Matrix] = {}
         for chunk in _chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
-            for id_, blob in self.db.execute(f"SELECT id, embedding FROM items WHERE id IN ({marks})", chunk):
+            sql = f"SELECT id, embedding FROM embeddings WHERE id IN ({marks})"
+            for id_, blob in self.db.execute(sql, chunk):
                 found[id_] = self._vector(blob)
         return found
 
     @guarded
     def matching_ids(self, where: Where) -> np.ndarray:
         """Ids of the items that the compiled filter selects, in id order."""
-        # Through the covering index on metadata (m003): the table's rows carry the embeddings.
+        # Through the covering index on metadata (m003): the table's rows carry every text.
         sql = f"SELECT id FROM items INDEXED BY items_metadata WHERE {where.sql}"
         rows = self.db.execute(sql, where.params).fetchall()
         return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
@@ -188,12 +197,12 @@ class Store:
     ) -> Iterator[tuple[np.ndarray, Matrix]]:
         """(ids, vectors) in batches: of every item, or of the given ids."""
         if ids is None:
-            for rows in self._pages("id, embedding", batch):
+            for rows in self._pages("id, embedding", batch, table="embeddings"):
                 yield self._batch(rows)
         else:
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                sql = f"SELECT id, embedding FROM items WHERE id IN ({marks}) ORDER BY id"
+                sql = f"SELECT id, embedding FROM embeddings WHERE id IN ({marks}) ORDER BY id"
                 rows = self.db.execute(sql, chunk).fetchall()
                 if rows:
                     yield self._batch(rows)
@@ -209,16 +218,16 @@ class Store:
     @guarded
     def iter_items(self, batch: int = 1000) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
         """(key, text, metadata, embedding bytes) of every item, in id order."""
-        for rows in self._pages("id, key, text, metadata, embedding", batch):
+        for rows in self._pages("id, key, text, metadata, embedding", batch, table=_ITEMS_WITH_EMBEDDINGS):
             for _, key, text, metadata, blob in rows:
                 yield key, text, json.loads(metadata), blob
 
-    def _pages(self, columns: str, batch: int) -> Iterator[list[Any]]:
+    def _pages(self, columns: str, batch: int, table: str = "items") -> Iterator[list[Any]]:
         """Every item's `columns` (the first must be ``id``), `batch` rows at a time, in id
         order: each page starts after the last id of the one before, never at an OFFSET."""
         last = 0
         while rows := self.db.execute(
-            f"SELECT {columns} FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            f"SELECT {columns} FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
         ).fetchall():
             last = rows[-1][0]
             yield rows
@@ -281,9 +290,12 @@ class Store:
         gets a fresh one. Pending rows of other (crashed) runs are dropped with it.
         """
         with self.db.atomic():
-            retexted = self._ids(
-                "SELECT items.id FROM pending AS p JOIN items ON items.key = p.key"
-                " WHERE p.run = ? AND items.content_hash != p.content_hash",
+            changed = "FROM pending AS p JOIN items ON items.key = p.key WHERE p.run = ?"
+            new_text = "AND items.content_hash != p.content_hash"
+            retexted = self._ids(f"SELECT items.id {changed} {new_text}", (run,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO embeddings (id, embedding)"
+                f" SELECT items.id, p.embedding {changed} {new_text}",
                 (run,),
             )
             # AUTOINCREMENT: every new row's id is above the largest ever handed out.
@@ -292,7 +304,7 @@ class Store:
                 """
                 UPDATE items SET text = p.text, metadata = p.metadata,
                     content_hash = p.content_hash, source = p.source,
-                    truncated = p.truncated, embedding = p.embedding,
+                    truncated = p.truncated,
                     updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                 FROM pending AS p WHERE p.run = ? AND items.key = p.key
                 """,
@@ -300,14 +312,19 @@ class Store:
             )
             self.db.execute(
                 """
-                INSERT INTO items (key, text, metadata, content_hash, source, truncated, embedding)
-                SELECT key, text, metadata, content_hash, source, truncated, embedding
+                INSERT INTO items (key, text, metadata, content_hash, source, truncated)
+                SELECT key, text, metadata, content_hash, source, truncated
                 FROM pending WHERE run = ? AND key NOT IN (SELECT key FROM items)
                 ORDER BY rowid
                 """,
                 (run,),
             )
             added = self._ids("SELECT id FROM items WHERE id > ?", (newest,))
+            self.db.execute(
+                f"INSERT INTO embeddings (id, embedding) SELECT items.id, p.embedding {changed}"
+                " AND items.id > ?",
+                (run, newest),
+            )
             self.db.execute("DELETE FROM pending")
             self._bump()
         return np.sort(np.concatenate([retexted, added]))
@@ -351,7 +368,8 @@ class Store:
         """Swap the embeddings of existing rows (check --repair re-embeds damaged ones)."""
         with self.db.atomic():
             for id_, blob in vectors.items():
-                self.db.execute("UPDATE items SET embedding = ? WHERE id = ?", (blob, id_))
+                sql = "INSERT OR REPLACE INTO embeddings (id, embedding) VALUES (?, ?)"
+                self.db.execute(sql, (id_, blob))
             self._bump()
 
     @guarded

@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from searchkit.metrics import Matrix
-
 __all__ = ["PendingRow", "RowState", "StoredItem", "dump_metadata"]
 
 
@@ -19,13 +17,13 @@ def dump_metadata(metadata: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class StoredItem:
-    """One row of ``items`` as the service needs it to answer a query."""
+    """One row of ``items`` as the service needs it to answer a query (its vector is
+    read apart, from ``embeddings``, by what scores it)."""
 
     id: int
     key: str
     text: str
     metadata: dict[str, Any]
-    embedding: Matrix
 
 
 @dataclass(frozen=True)
