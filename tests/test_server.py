@@ -379,36 +379,69 @@ def test_a_20_mb_body_is_refused_before_it_is_read(server: Server) -> None:
 # --- writes, concurrency, other writers --------------------------------------------------
 
 
-def test_concurrent_searches_during_upserts_and_deletes(server: Server) -> None:
-    """Readers never fail and never see half a write: each write is 20 documents, all or none."""
+def test_concurrent_searches_during_upserts_and_deletes(server: Server, folders: dict[str, Path]) -> None:
+    """Readers never fail and never see half a write: each write is 20 documents, all or none.
+
+    The first write is held in flight (this process holds the index's write lock, so the
+    server's writer waits for it) until readers have run searches that began after it was
+    sent and ended before it was answered: the overlap is proven, not hoped for.
+    """
     base = 50
     seen: list[tuple[int, int]] = []
     failures: list[Any] = []
     done = threading.Event()
+    in_flight = [0]  # odd while a write request is sent and not yet answered
+    overlapped: list[tuple[int, int]] = []
+    enough = threading.Condition()
 
     def read() -> None:
         while not done.is_set():
+            began = in_flight[0]
             status, answer = server.call("POST", "/indexes/scratch/search", {"queries": QUERIES[:2], "k": 3})
             info_status, info = server.call("GET", "/indexes/scratch")
             if status != 200 or info_status != 200 or any(len(r["hits"]) != 3 for r in answer["results"]):
                 failures.append((status, answer, info_status, info))
                 return
             seen.append((info["counts"]["items"], info["counts"]["vectors"]))
+            if began % 2 and in_flight[0] == began:
+                with enough:
+                    overlapped.append(seen[-1])
+                    enough.notify_all()
+
+    def write(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        in_flight[0] += 1
+        try:
+            return server.call("POST", path, body)
+        finally:
+            in_flight[0] += 1
 
     readers = [threading.Thread(target=read) for _ in range(4)]
     for thread in readers:
         thread.start()
     try:
-        for batch in range(4):
+        held = WriteLock(folders["scratch"], timeout=10).acquire()
+        answers: list[tuple[int, Any]] = []
+        first = [{"id": f"w0-{i}", "text": f"written batch 0, note {i} about otters"} for i in range(20)]
+        writer = threading.Thread(
+            target=lambda: answers.append(write("/indexes/scratch/documents", {"documents": first}))
+        )
+        writer.start()
+        try:
+            with enough:
+                enough.wait_for(lambda: len(overlapped) >= 3 or bool(failures), timeout=20)
+        finally:
+            held.release()
+        writer.join(timeout=120)
+        assert len(overlapped) >= 3 and set(overlapped) == {(base, base)}, (overlapped, failures)
+        assert answers and answers[0][0] == 200 and answers[0][1]["added"] == 20, answers
+        for batch in range(1, 4):
             docs = [
                 {"id": f"w{batch}-{i}", "text": f"written batch {batch}, note {i} about otters"}
                 for i in range(20)
             ]
-            status, report = server.call("POST", "/indexes/scratch/documents", {"documents": docs})
+            status, report = write("/indexes/scratch/documents", {"documents": docs})
             assert status == 200 and report["added"] == 20, report
-        status, report = server.call(
-            "POST", "/indexes/scratch/documents/delete", {"ids": [f"w1-{i}" for i in range(20)]}
-        )
+        status, report = write("/indexes/scratch/documents/delete", {"ids": [f"w1-{i}" for i in range(20)]})
         assert status == 200 and report["deleted"] == 20 and report["items"] == base + 60
     finally:
         done.set()
