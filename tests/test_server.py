@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ TOKEN = "test-token-0123456789"
 class Server:
     """`python -m searchkit serve ... --port 0` in a subprocess; the port read from its stderr line."""
 
-    def __init__(self, *folders: Path, token: str | None = TOKEN) -> None:
+    def __init__(
+        self, *folders: Path, token: str | None = TOKEN, preexec: Callable[[], None] | None = None
+    ) -> None:
         args = [sys.executable, "-m", "searchkit", "serve", *map(str, folders), "--port", "0"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         env.pop("SEARCHKIT_TOKEN", None)
@@ -45,6 +47,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
