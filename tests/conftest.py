@@ -26,6 +26,9 @@ CORPUS = ROOT / "data" / "corpus.jsonl"
 # loads a model; subprocesses inherit it with the environment.
 TEST_CACHE = ROOT / ".test-cache"
 os.environ["SEARCHKIT_CACHE"] = str(TEST_CACHE)
+# Subprocesses (the CLI, the server, scripts/) import this checkout's searchkit, not whatever
+# checkout the environment's editable install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(scope="session")

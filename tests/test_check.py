@@ -159,6 +159,40 @@ def test_a_tampered_vector_is_found_and_repaired(honest: tuple[str, Path], tampe
         assert index.search("text 250", k=1)[0].id == "item 250"
 
 
+def test_a_file_of_another_index_type_is_reported_and_repaired(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """Right ids and right vectors, but a flat index where the manifest says HNSW."""
+    import faiss
+
+    folder = tmp_path / "hnsw"
+    shutil.copytree(built["hnsw"], folder)
+    ids, vectors = stored_vectors(folder)
+    flat = faiss.index_factory(DIM, "IDMap2,Flat", faiss.METRIC_L1)
+    flat.add_with_ids(vectors, ids)
+    faiss.write_index(flat, str(vectors_file(folder)))
+    name = vectors_file(folder).name
+    assert check(folder).problems == [f"vectors: {name} holds a flat index, the manifest says hnsw"]
+    assert check(folder, repair=True, embedder=TinyEmbedder(DIM)).ok and check(folder).ok
+
+
+def test_a_file_of_a_type_searchkit_never_writes_is_reported(built: dict[str, Path], tmp_path: Path) -> None:
+    import faiss
+
+    folder = tmp_path / "flat"
+    shutil.copytree(built["flat"], folder)
+    ids, vectors = stored_vectors(folder)
+    other = faiss.index_factory(DIM, "IDMap2,PQ4x4np", faiss.METRIC_INNER_PRODUCT)
+    other.train(vectors)
+    other.add_with_ids(vectors, ids)
+    faiss.write_index(other, str(vectors_file(folder)))
+    name = vectors_file(folder).name
+    assert check(folder).problems == [
+        f"vectors: {name}: holds a FAISS IndexPQ, a type searchkit never writes; run searchkit check --repair"
+    ]
+    assert check(folder, repair=True, embedder=TinyEmbedder(DIM)).ok and check(folder).ok
+
+
 def test_ivf_pq_checks_a_sample(
     built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ from searchkit.metrics import prepare
 from searchkit.service.index import Index
 from searchkit.service.protocol import DB_FILE, storage_errors, vectors_file
 from searchkit.store import Store, writable
+from searchkit.stored_vectors import StoredVectors
 from searchkit.types import CheckReport, Metric
 from searchkit.vectors import VectorIndex
 
@@ -152,15 +153,24 @@ def _inspect_vectors(
         report.problems.append(f"vectors: {len(orphans)} vector(s) with no item (orphans)")
     if len(missing):
         report.problems.append(f"vectors: {len(missing)} item(s) with no vector")
-    _compare_vectors(store, vectors, expected.metric, report, skip)
+    try:
+        stored = vectors.stored()
+    except CorruptIndexError as exc:
+        report.problems.append(f"vectors: {path.name}: {exc}")
+        return
+    if stored.kind != expected.layout.kind:
+        report.problems.append(
+            f"vectors: {path.name} holds a {stored.kind} index, the manifest says {expected.layout.kind}"
+        )
+        return
+    _compare_vectors(store, stored, expected.metric, report, skip)
 
 
 def _compare_vectors(
-    store: Store, vectors: VectorIndex, metric: Metric, report: CheckReport, skip: set[int]
+    store: Store, stored: StoredVectors, metric: Metric, report: CheckReport, skip: set[int]
 ) -> None:
     """Every stored embedding against what FAISS holds for it; for IVF-PQ, whose codec
     searches every centroid and codebook, a random sample of `_PQ_SAMPLE` items."""
-    stored = vectors.stored()
     ids = np.setdiff1d(store.ids(), np.fromiter(skip, dtype=np.int64, count=len(skip)))
     sampled = stored.costly and len(ids) > _PQ_SAMPLE
     if sampled:
