@@ -23,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,9 @@ import numpy.typing as npt
 from searchkit.errors import CorruptIndexError, StorageError, UsageError
 from searchkit.metrics import Matrix
 from searchkit.types import Metric
+
+if TYPE_CHECKING:
+    from searchkit.stored_vectors import StoredVectors
 
 __all__ = ["AUTO_ANN_THRESHOLD", "INDEX_TYPES", "Layout", "VectorIndex", "plan"]
 
@@ -282,14 +285,11 @@ class VectorIndex:
     def _id_map(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self.index.id_map), dtype=np.int64)
 
-    def flat_vectors(self) -> tuple[IdArray, Matrix] | None:
-        """(ids, vectors) exactly as stored, for flat indexes; None for lossy ones."""
-        faiss = _faiss()
-        inner = faiss.downcast_index(self.index.index)
-        if not isinstance(inner, faiss.IndexFlat):
-            return None
-        vectors = faiss.vector_to_array(inner.codes).view(np.float32).reshape(self.ntotal, self.index.d)
-        return self.ids(), vectors
+    def stored(self) -> StoredVectors:
+        """What FAISS holds under each id, to compare with the vectors that were added."""
+        from searchkit.stored_vectors import StoredVectors
+
+        return StoredVectors(self.index)
 
     def add(self, ids: IdArray, vectors: Matrix, replace: bool = True) -> None:
         """Add vectors under `ids`, replacing any vector those ids already have; with

@@ -20,6 +20,15 @@ from searchkit.types import Fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus.jsonl"
+# The ONNX export cache (onnx_export.cache_dir) of test runs: never the user's own
+# (~/.cache/searchkit, or a SEARCHKIT_CACHE of theirs), and kept in the repo between runs
+# (gitignored) so that the one-time export (10-20 s) is paid once. Set before anything
+# loads a model; subprocesses inherit it with the environment.
+TEST_CACHE = ROOT / ".test-cache"
+os.environ["SEARCHKIT_CACHE"] = str(TEST_CACHE)
+# Subprocesses (the CLI, the server, scripts/) import this checkout's searchkit, not whatever
+# checkout the environment's editable install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,11 @@ def test_every_combination_is_allowed_or_refused_up_front(kind: str, metric: Met
     layout = plan(kind, metric, 100_000, DIM)
     assert layout.kind == kind
     index = VectorIndex.create(DIM, metric, layout)  # would abort the process if FAISS could not
-    assert index.index.metric_type in (0, 1, 2)
+    import faiss
+
+    wanted = {Metric.EUCLIDEAN: faiss.METRIC_L2, Metric.MANHATTAN: faiss.METRIC_L1}
+    assert index.index.metric_type == wanted.get(metric, faiss.METRIC_INNER_PRODUCT)
+    assert faiss.downcast_index(index.index.index).metric_type == index.index.metric_type
 
 
 @pytest.mark.parametrize(

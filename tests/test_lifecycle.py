@@ -8,6 +8,7 @@ import resource
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,16 @@ from .conftest import CORPUS, snapshot
 from .test_service import QUERIES, brute_force
 
 
-def searchkit_cli(*args: Any, limit_file_size: int | None = None) -> subprocess.CompletedProcess[str]:
+def searchkit_cli(
+    *args: Any, limit_file_size: int | None = None, preexec: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m searchkit ARGS`; `preexec` runs in the child before it starts."""
+
     def limit() -> None:
         if limit_file_size is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+        if preexec is not None:
+            preexec()
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import pytest
 from searchkit import ModelError, StorageError, onnx_export
 from searchkit import embedder as embedding
 from searchkit.onnx_backend import OnnxEncoder
+
+from .conftest import TEST_CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
 # Established on STS-B dev sentences (scripts/onnx_quality.py): int8 vs fp32 mean cosine
@@ -38,12 +39,9 @@ TEXTS = [
 
 
 @pytest.fixture(scope="session")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One cache folder for the session, so that the model is exported once."""
-    folder = tmp_path_factory.mktemp("searchkit-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEARCHKIT_CACHE", str(folder))
-        yield folder
+def onnx_cache() -> Path:
+    """The test runs' own cache (conftest), so that the model is exported once."""
+    return TEST_CACHE
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +133,25 @@ def test_export_is_cached(
     folder = fp32.model_path.parent
     assert sorted(p.name for p in folder.iterdir()) == ["export.v2.onnx", "onnx-int8.v2.onnx", "onnx.v2.onnx"]
     assert folder.name == bundled[1]
+
+
+def test_tests_keep_out_of_the_users_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An onnx embedding in a test, in this process or a CLI subprocess, reads and writes
+    the test runs' cache (conftest), never HOME's ~/.cache/searchkit."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    assert onnx_export.cache_dir() == TEST_CACHE
+    embedding.load(backend="onnx").encode(["kept out of the user's cache"])
+    done = subprocess.run(
+        [sys.executable, "-m", "searchkit", "embed", "kept out of the user's cache", "--backend", "onnx"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (home / ".cache" / "searchkit").exists()
+    assert list(TEST_CACHE.glob(f"onnx/*/{onnx_export.BACKEND_FP32}.v*.onnx"))
 
 
 def test_a_failed_export_leaves_nothing(

@@ -307,7 +307,12 @@ def test_bad_items_through_the_api_change_nothing(tmp_path: Path, tiny: Any, ite
 
 
 def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, tiny: Any) -> None:
-    """Reads share one Index across threads; a writer (its own Index) never shows them half a write."""
+    """Reads share one Index across threads; a writer (its own Index) never shows them half a write.
+
+    The writer is held inside each write, its new vector file on disk and its transaction
+    not yet committed, until readers have run searches that began and ended within that
+    window: the test proves the overlap instead of hoping for it.
+    """
     import threading
 
     folder = tmp_path / "idx"
@@ -317,20 +322,41 @@ def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, t
     errors: list[BaseException] = []
     sizes: set[int] = set()
     done = threading.Event()
+    phase = [0]  # odd while the writer is held inside a write (the n-th write: phase 2n+1)
+    inside: dict[int, list[int]] = {}  # phase -> what each read that overlapped it saw
+    enough = threading.Condition()
+    wanted = 3  # reads per held write
 
     def read() -> None:
         try:
             while not done.is_set():
+                began = phase[0]
                 hits = reader.search_many(["resident 3", "batch 2 item 5"], k=5)
+                seen = len(reader)
                 assert [len(h) for h in hits] == [5, 5]
-                sizes.add(len(reader))
+                sizes.add(seen)
+                if began % 2 and phase[0] == began:
+                    with enough:
+                        inside.setdefault(began, []).append(seen)
+                        enough.notify_all()
         except BaseException as exc:
             errors.append(exc)
+
+    def save_and_hold(save: Any) -> Any:
+        def held() -> None:
+            save()  # the new generation's vector file is on disk, uncommitted
+            with enough:
+                phase[0] += 1
+                enough.wait_for(lambda: len(inside.get(phase[0], [])) >= wanted or bool(errors), 30)
+                phase[0] += 1
+
+        return held
 
     threads = [threading.Thread(target=read) for _ in range(4)]
     for thread in threads:
         thread.start()
     with Index.open(folder, embedder=tiny) as writer:
+        writer._save_vectors = save_and_hold(writer._save_vectors)  # type: ignore[method-assign]
         for batch in range(5):
             writer.add({"id": f"b{batch}-{i}", "text": f"batch {batch} item {i}"} for i in range(50))
     done.set()
@@ -339,6 +365,9 @@ def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, t
     reader.close()
     assert not errors, errors[0]
     assert sizes <= {200 + 50 * n for n in range(6)}
+    # Each of the five writes had reads inside it, and they saw the index before it.
+    assert {p: set(v) for p, v in inside.items()} == {2 * n + 1: {200 + 50 * n} for n in range(5)}
+    assert all(len(v) >= wanted for v in inside.values())
 
 
 # --- upserts that change only metadata (issue 11) -------------------------------------

@@ -245,17 +245,18 @@ def test_save_into_a_missing_folder_is_a_storage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "gone").exists()
 
 
-def test_flat_vectors_are_the_stored_vectors(metric: Metric) -> None:
+def test_stored_vectors_are_the_added_vectors(metric: Metric) -> None:
     index, vectors = filled(metric)
     index.remove(np.array([500], dtype=np.int64))
-    got = index.flat_vectors()
-    assert got is not None
-    ids, stored = got
-    assert stored.dtype == np.float32
-    by_id = dict(zip(IDS.tolist(), vectors, strict=True))
-    assert sorted(ids.tolist()) == sorted(set(IDS.tolist()) - {500})
-    for id_, vec in zip(ids.tolist(), stored, strict=True):
-        assert vec.tolist() == by_id[id_].tolist()
+    stored = index.stored()
+    assert stored.exact and not stored.costly
+    live = IDS != 500
+    assert stored.differing(IDS[live], vectors[live]).tolist() == []
+    assert stored.differing(IDS, vectors).tolist() == []  # 500 is no longer held: left out
+    changed = vectors.copy()
+    changed[0, 3] += 1e-3  # one component of id 7, a thousandth off
+    changed[3] = changed[4]  # 2**40 given 3's vector
+    assert stored.differing(IDS, changed).tolist() == [7, 2**40]
 
 
 def damaged_message(path: Path) -> re.Pattern[str]:
