@@ -4,8 +4,10 @@
 OOM killer would) the first time it reaches `POINT`; ``POINT@N`` the N-th time. Before
 it dies it writes ``searchkit: fault point POINT reached`` to stderr, so that a crash
 test knows the kill landed where it meant, not before the write began or after it ended.
-This is how SQLite tests its crash recovery; the points, in the order a write reaches them
-(protocol.py):
+This is how SQLite tests its crash recovery. ``SEARCHKIT_PAUSE=POINT:PATH`` holds the process
+at `POINT` instead: it creates ``PATH.reached`` and waits (up to two minutes) until `PATH`
+exists, so that a test can look at an index while a write is stopped there. The points, in
+the order a write reaches them (protocol.py):
 
     after-create    a first ingest made the folder and its database, nothing staged yet
     after-stage     a batch of embedded rows committed to ``pending``
@@ -20,16 +22,24 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
-__all__ = ["ENV", "POINTS", "reach"]
+__all__ = ["ENV", "PAUSE_ENV", "POINTS", "reach"]
 
 ENV = "SEARCHKIT_FAULT"
+PAUSE_ENV = "SEARCHKIT_PAUSE"
+_PAUSE_LIMIT_S = 120.0
 POINTS = ("after-create", "after-stage", "in-commit", "after-commit", "in-manifest", "after-manifest")
 _hits: dict[str, int] = {}
 
 
 def reach(point: str) -> None:
-    """Called at `point`; kills the process if ``SEARCHKIT_FAULT`` names it (cheap otherwise)."""
+    """Called at `point`; kills the process if ``SEARCHKIT_FAULT`` names it, holds it if
+    ``SEARCHKIT_PAUSE`` does (cheap otherwise)."""
+    pause = os.environ.get(PAUSE_ENV)
+    if pause and pause.partition(":")[0] == point:
+        _hold(Path(pause.partition(":")[2]))
     wanted = os.environ.get(ENV)
     if not wanted:
         return
@@ -42,3 +52,10 @@ def reach(point: str) -> None:
     sys.stderr.write(f"searchkit: fault point {point} reached\n")
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hold(release: Path) -> None:
+    Path(f"{release}.reached").touch()
+    deadline = time.monotonic() + _PAUSE_LIMIT_S
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)

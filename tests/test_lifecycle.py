@@ -7,7 +7,7 @@ import os
 import resource
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,46 +79,44 @@ def test_two_writers_at_once_both_land(tmp_path: Path, crash_harness: Any, tiny_
 
 
 def test_readers_never_see_a_half_write(tmp_path: Path, crash_harness: Any, tiny_model_dir: Path) -> None:
+    """A real writer process is held inside its commit (the new vector file written, the SQLite
+    transaction open: SEARCHKIT_PAUSE), and readers then see the index exactly as before it."""
     from searchkit import embedder as embedding
 
     model = embedding.load(str(tiny_model_dir))
     base = {f"r{i}": f"resident item {i} charlie" for i in range(500)}
-    extra = {f"w{i}": f"written item {i} delta" for i in range(4000)}
+    extra = {f"w{i}": f"written item {i} delta" for i in range(1500)}
     crash_harness.write_jsonl(tmp_path / "base.jsonl", base)
     crash_harness.write_jsonl(tmp_path / "extra.jsonl", extra)
     folder = tmp_path / "idx"
     crash_harness.run_to_end(
         "index", str(folder), str(tmp_path / "base.jsonl"), "--model", str(tiny_model_dir)
     )
+    go = tmp_path / "go"
     writer = subprocess.Popen(
         crash_harness.cli("index", str(folder), str(tmp_path / "extra.jsonl")),
-        env=crash_harness.env(),
+        env={**crash_harness.env(), "SEARCHKIT_PAUSE": f"in-commit:{go}"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    seen: list[tuple[int, int]] = []
-    errors: list[BaseException] = []
 
-    def read() -> None:
-        while writer.poll() is None:
-            try:
-                with Index.open(folder, embedder=model) as index:
-                    hits = index.search("resident item 7 charlie", k=3)
-                    counts = index.info()["counts"]  # one snapshot: rows and vectors agree
-                    seen.append((counts["items"], counts["vectors"]))
-                    assert hits[0].id == "r7"
-            except BaseException as exc:
-                errors.append(exc)
-                return
+    def read() -> tuple[int, int, str]:
+        with Index.open(folder, embedder=model) as index:
+            hits = index.search("resident item 7 charlie", k=3)
+            counts = index.info()["counts"]  # one snapshot: rows and vectors agree
+            return counts["items"], counts["vectors"], hits[0].id
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    deadline = time.monotonic() + 120
+    while not Path(f"{go}.reached").exists():  # bounded: the writer stops inside its commit
+        assert writer.poll() is None and time.monotonic() < deadline, writer.stderr
+        time.sleep(0.01)
+    assert len(list(folder.glob("vectors-*.faiss"))) == 2  # the new file is there, not committed
+    during = [read() for _ in range(5)]
+    go.touch()
     _, stderr = writer.communicate(timeout=300)
-    reader.join()
-    assert writer.returncode == 0 and not errors, (errors, stderr)
-    assert seen, "the reader never ran"
-    for items, vectors in seen:
-        assert items in (500, 4500) and vectors == items
+    assert writer.returncode == 0, stderr
+    assert during == [(500, 500, "r7")] * 5
+    assert read() == (2000, 2000, "r7")
     assert crash_harness.items_of(folder) == {**base, **extra}
 
 
