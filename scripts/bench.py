@@ -7,7 +7,7 @@ alternated with it (A B A B ...).
 
     .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot]
         [--sizes 10000,100000,1000000] [--warm-sizes 10000,100000]
-        [--memory-sizes 100000,1000000] [--out bench-results/]
+        [--memory-sizes 100000,1000000] [--write-sizes 10000,100000,1000000] [--out bench-results/]
 
 Sections: one function each (see SECTIONS at the bottom), each returning a dict that goes
 into OUT/bench.json under its name, with "data" (where its vectors come from: real
@@ -29,6 +29,9 @@ embeddings or synthetic ones) and "table" (rows for the summary printed at the e
   recall  recall@10 of the default HNSW and IVF against flat through Index.search, on 3,000
           real sentences with 500 other real sentences as queries (the real model).
   plot    recall@10 against queries/s from the ann results: OUT/recall_qps.png.
+  writes  one-document upsert and delete p50/p99, the first search after a write against a
+          steady one, and the writer's peak RSS, at each --write-sizes for flat and hnsw
+          (scripts/bench_writes.py; synthetic vectors).
 
 A section run alone merges its result into an existing bench.json (plot alone plots the
 ann results stored there).
@@ -110,6 +113,7 @@ class Config:
     recall_items: int
     warm_queries: int
     ann_queries: int
+    write_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
 def make_config(args: argparse.Namespace) -> Config:
@@ -144,6 +148,9 @@ def make_config(args: argparse.Namespace) -> Config:
         recall_items=500 if quick else 3_000,
         warm_queries=100 if quick else 500,
         ann_queries=200 if quick else 1000,
+        write_sizes=_sizes(args.write_sizes)
+        if args.write_sizes
+        else ((2_000, 10_000) if quick else Config.write_sizes),
     )
 
 
@@ -900,6 +907,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "memory": lambda cfg, done: section_memory(cfg),
     "recall": lambda cfg, done: section_recall(cfg),
     "plot": lambda cfg, done: section_plot(cfg, done.get("ann")),
+    "writes": lambda cfg, done: __import__("bench_writes").section(cfg.write_sizes),
 }
 
 
@@ -970,6 +978,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", help="ann sizes, e.g. 10000,100000,1000000 (1M never with --quick)")
     parser.add_argument("--warm-sizes", help="warm index sizes (default 10000,100000)")
     parser.add_argument("--memory-sizes", help="small,large line counts (default 100000,1000000)")
+    parser.add_argument("--write-sizes", help="writes index sizes (default 10000,100000,1000000)")
     parser.add_argument(
         "--out", default=str(ROOT / "bench-results"), help="folder for bench.json and the plot"
     )
