@@ -89,8 +89,9 @@ class WriteProtocol:
     @contextlib.contextmanager
     def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the write lock, start from the latest committed state, map disk failures."""
-        lock = self._held_lock or WriteLock(self.path, lock_timeout, on_lock_wait)
-        with storage_errors(self.path), contextlib.nullcontext() if self._held_lock else lock:
+        held = self._held_lock is not None
+        lock = contextlib.nullcontext() if held else WriteLock(self.path, lock_timeout, on_lock_wait)
+        with storage_errors(self.path), lock:
             self._writer = True
             try:
                 if self.generation >= 0 and self.vectors.mapped:
