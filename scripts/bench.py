@@ -5,7 +5,7 @@ These machines are noisy, so every figure is a median of several repeats and, wh
 spec compares, a ratio against a baseline measured in the same run on the same data,
 alternated with it (A B A B ...).
 
-    .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot]
+    .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot,filters]
         [--sizes 10000,100000,1000000] [--warm-sizes 10000,100000]
         [--memory-sizes 100000,1000000] [--out bench-results/]
 
@@ -29,6 +29,9 @@ embeddings or synthetic ones) and "table" (rows for the summary printed at the e
   recall  recall@10 of the default HNSW and IVF against flat through Index.search, on 3,000
           real sentences with 500 other real sentences as queries (the real model).
   plot    recall@10 against queries/s from the ann results: OUT/recall_qps.png.
+  filters a --where matching 1% of 1M items (100k with --quick), unindexed against a field
+          index: Index.search, the filter alone, and the search parts after it
+          (scripts/bench_filters.py). Synthetic: random vectors, generated metadata.
 
 A section run alone merges its result into an existing bench.json (plot alone plots the
 ann results stored there).
@@ -892,6 +895,32 @@ def section_plot(cfg: Config, ann: Result | None) -> Result:
     return {"path": str(path), "data": ann.get("data", ""), "table": [row("plot", str(path))]}
 
 
+def section_filters(cfg: Config) -> Result:
+    """A --where matching 1% of 1M items (100k with --quick), read from every row's JSON and
+    from a field index, timed part by part (scripts/bench_filters.py)."""
+    import bench_filters
+
+    n = 100_000 if cfg.quick else 1_000_000
+    with tempfile.TemporaryDirectory(prefix="bench-filters-") as tmp:
+        path = Path(tmp) / "index"
+        build_s = bench_filters.build(path, n)
+        result: Result = {"data": bench_filters.DATA, "build_s": build_s, **bench_filters.measure(path, 50)}
+    result["table"] = []
+    for name, figure in result["filters"].items():
+        for way in ("unindexed", "indexed"):
+            p50, p99 = figure[way]["search"]["p50_ms"], figure[way]["search"]["p99_ms"]
+            filtered = figure[way]["filter"]["p50_ms"]
+            result["table"].append(
+                row(
+                    f"filters {n:,}: {name}, 1%, {way}: search p50/p99 ms (filter alone p50)",
+                    f"{p50:.1f} / {p99:.1f} ({filtered:.1f})",
+                    target="p50 <= 20 (indexed, at 1M)" if way == "indexed" else "",
+                    met=p50 <= 20 if way == "indexed" and n >= 1_000_000 else None,
+                )
+            )
+    return result
+
+
 SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "ingest": lambda cfg, done: section_ingest(cfg),
     "cli": lambda cfg, done: section_cli(cfg),
@@ -899,6 +928,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "ann": lambda cfg, done: section_ann(cfg),
     "memory": lambda cfg, done: section_memory(cfg),
     "recall": lambda cfg, done: section_recall(cfg),
+    "filters": lambda cfg, done: section_filters(cfg),
     "plot": lambda cfg, done: section_plot(cfg, done.get("ann")),
 }
 

@@ -53,6 +53,7 @@ FILTERS: dict[str, dict[str, Any]] = {
     "CSV-string range": {"year": {"$gte": 1937, "$lte": 1937}},
 }
 FIELDS = ("bucket", "tag", "score", "year")
+DATA = "synthetic: random 384-d float32 vectors (Gaussian), generated metadata; a flat index"
 
 
 class RandomEmbedder:
@@ -202,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"building {args.items:,} synthetic items at {path}", file=sys.stderr)
         built = round(build(path, args.items), 1)
         print(f"  built in {built} s", file=sys.stderr)
-    result = {"data": "synthetic: random 384-d float32 vectors, generated metadata", "build_s": built}
+    result = {"data": DATA, "build_s": built}
     result.update(measure(path, args.queries))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -151,7 +151,7 @@ def test_a_selective_filter_on_an_indexed_field_scans_no_items(index: Any, where
     assert any(step.startswith("SCAN items") for step in plan(index, where))  # before: every row's JSON
     index.index_field("s", "n", "b")
     steps = plan(index, where)
-    assert not [s for s in steps if s.startswith("SCAN")], steps
+    assert not [s for s in steps if s.startswith(("SCAN items", "SCAN field_values"))], steps
     assert any("field_values USING PRIMARY KEY" in s for s in steps), steps
 
 
