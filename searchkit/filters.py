@@ -52,7 +52,6 @@ _NUMBER = (
 # values as migration m006 writes them).
 _INDEXED = "SELECT item FROM field_values WHERE field = ? AND kind = ? AND "
 _COMPARE = {"$eq": "=", "$ne": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
-_RANGES = ("$lt", "$lte", "$gt", "$gte")
 _LIST_OPS = ("$in", "$nin")
 _MAX_DEPTH = 32
 _MAX_PARAMS = 10_000

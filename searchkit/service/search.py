@@ -97,7 +97,7 @@ def search(
     def rank(n: int) -> list[tuple[Scored, bool]]:
         """The best `n` (row id, score) per query, and whether exactly the best."""
         # Inside the snapshot: its field indexes answer what they can (filters.py).
-        compiled = compile_where(where, index.store.indexed_fields())
+        compiled = compile_where(where, index.store.indexed_fields()) if where else None
         if mode is Mode.KEYWORD:
             return [(index.store.keyword(t, n, compiled), True) for t in texts]
         assert vectors is not None
