@@ -76,6 +76,9 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
         "DROP TABLE items_fts; DROP INDEX items_metadata;"
         "DROP TRIGGER items_count_insert; DROP TRIGGER items_count_delete; DROP TRIGGER items_count_update;"
         "DELETE FROM state WHERE name IN ('items', 'truncated');"
+        "DROP TRIGGER items_fields_insert; DROP TRIGGER items_fields_delete;"
+        "DROP TRIGGER items_fields_update;"
+        "DROP TABLE field_values; DROP TABLE fields;"
         "DELETE FROM _searchkit_migrations WHERE name != 'm001_initial';"
     )
     conn.close()
@@ -96,7 +99,7 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
     store = Store(db_path, DIM)
     try:
         names = [r[0] for r in store.db.execute("SELECT name FROM _searchkit_migrations ORDER BY name")]
-        assert names == ["m001_initial", "m002_fulltext", "m003_metadata_index", "m004_counts"]
+        assert names == ["m001_initial", "m002_fulltext", "m003_metadata_index", "m004_counts", "m006_fields"]
         assert [i for i, _ in store.keyword("words", 5)] == [1]
         assert store.count() == 1
     finally:
@@ -111,6 +114,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m002_fulltext",
         "m003_metadata_index",
         "m004_counts",
+        "m006_fields",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -504,7 +508,8 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         assert counts["items"] == 2
         assert counts["pending"] == 1
         assert counts["state"] == 4
-        assert counts["_searchkit_migrations"] == 4
+        assert counts["_searchkit_migrations"] == 5
+        assert counts["fields"] == counts["field_values"] == 0  # none indexed until asked
         # The keyword index is the kind sqlite-utils (and Datasette) detect and search.
         assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "beta")] == ["b"]
         rows = sqlite_utils_cli("rows", db_path, "items")
