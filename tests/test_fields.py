@@ -291,6 +291,12 @@ def test_index_field_command(index: Any) -> None:
     result = run("index-field", folder, "s", "n")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"{folder}: indexed s, n", "fields indexed: n, s"]
+    result = run("index-field", folder, "s", "--drop", "zz")
+    assert result.stdout.splitlines() == [
+        f"{folder}: already indexed s",
+        f"{folder}: not indexed, nothing to drop: zz",
+        "fields indexed: n, s",
+    ]
     result = run("index-field", folder, "s", "--drop", "n", "--json")
     assert json.loads(result.stdout) == {"index": folder, "indexed": [], "dropped": ["n"], "fields": ["s"]}
     info = run("info", folder)

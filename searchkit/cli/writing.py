@@ -131,12 +131,16 @@ def index_field_cmd(
     if as_json:
         emit_json({"index": str(index), "indexed": added, "dropped": dropped, "fields": indexed})
         return
-    for names, done in ((added, "indexed"), (dropped, "dropped")):
+    already = [f for f in dict.fromkeys(fields or []) if f not in added]
+    absent = [f for f in dict.fromkeys(drop or []) if f not in dropped]
+    for names, done in (
+        (added, "indexed"),
+        (already, "already indexed"),
+        (dropped, "dropped"),
+        (absent, "not indexed, nothing to drop:"),
+    ):
         if names:
             typer.echo(f"{index}: {done} {', '.join(names)}")
-    unchanged = [f for f in [*(fields or []), *(drop or [])] if f not in added and f not in dropped]
-    if unchanged:
-        typer.echo(f"{index}: unchanged (already so) {', '.join(dict.fromkeys(unchanged))}")
     typer.echo(f"fields indexed: {', '.join(indexed) if indexed else '(none)'}")
 
 
