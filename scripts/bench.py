@@ -5,7 +5,7 @@ These machines are noisy, so every figure is a median of several repeats and, wh
 spec compares, a ratio against a baseline measured in the same run on the same data,
 alternated with it (A B A B ...).
 
-    .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot]
+    .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot,filters]
         [--sizes 10000,100000,1000000] [--warm-sizes 10000,100000]
         [--memory-sizes 100000,1000000] [--write-sizes 10000,100000,1000000] [--out bench-results/]
 
@@ -32,6 +32,9 @@ embeddings or synthetic ones) and "table" (rows for the summary printed at the e
   writes  one-document upsert and delete p50/p99, the first search after a write against a
           steady one, and the writer's peak RSS, at each --write-sizes for flat and hnsw
           (scripts/bench_writes.py; synthetic vectors).
+  filters a --where matching 1% of 1M items (100k with --quick), unindexed against a field
+          index: Index.search, the filter alone, and the search parts after it
+          (scripts/bench_filters.py). Synthetic: random vectors, generated metadata.
 
 A section run alone merges its result into an existing bench.json (plot alone plots the
 ann results stored there).
@@ -899,6 +902,32 @@ def section_plot(cfg: Config, ann: Result | None) -> Result:
     return {"path": str(path), "data": ann.get("data", ""), "table": [row("plot", str(path))]}
 
 
+def section_filters(cfg: Config) -> Result:
+    """A --where matching 1% of 1M items (100k with --quick), read from every row's JSON and
+    from a field index, timed part by part (scripts/bench_filters.py)."""
+    import bench_filters
+
+    n = 100_000 if cfg.quick else 1_000_000
+    with tempfile.TemporaryDirectory(prefix="bench-filters-") as tmp:
+        path = Path(tmp) / "index"
+        build_s = bench_filters.build(path, n)
+        result: Result = {"data": bench_filters.DATA, "build_s": build_s, **bench_filters.measure(path, 50)}
+    result["table"] = []
+    for name, figure in result["filters"].items():
+        for way in ("unindexed", "indexed"):
+            p50, p99 = figure[way]["search"]["p50_ms"], figure[way]["search"]["p99_ms"]
+            filtered = figure[way]["filter"]["p50_ms"]
+            result["table"].append(
+                row(
+                    f"filters {n:,}: {name}, 1%, {way}: search p50/p99 ms (filter alone p50)",
+                    f"{p50:.1f} / {p99:.1f} ({filtered:.1f})",
+                    target="p50 <= 20 (indexed, at 1M)" if way == "indexed" else "",
+                    met=p50 <= 20 if way == "indexed" and n >= 1_000_000 else None,
+                )
+            )
+    return result
+
+
 SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "ingest": lambda cfg, done: section_ingest(cfg),
     "cli": lambda cfg, done: section_cli(cfg),
@@ -906,6 +935,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "ann": lambda cfg, done: section_ann(cfg),
     "memory": lambda cfg, done: section_memory(cfg),
     "recall": lambda cfg, done: section_recall(cfg),
+    "filters": lambda cfg, done: section_filters(cfg),
     "plot": lambda cfg, done: section_plot(cfg, done.get("ann")),
     "writes": lambda cfg, done: __import__("bench_writes").section(cfg.write_sizes),
 }

@@ -10,7 +10,7 @@ import sqlite3
 
 import sqlite_utils
 
-__all__ = ["MIGRATIONS", "is_current", "migrate", "statements"]
+__all__ = ["FIELD_TRIGGERS", "FIELD_VALUES_SELECT", "MIGRATIONS", "is_current", "migrate", "statements"]
 
 M001_INITIAL = """
 CREATE TABLE items (
@@ -100,6 +100,59 @@ CREATE TRIGGER items_embedding_delete AFTER DELETE ON items BEGIN
     DELETE FROM embeddings WHERE id = old.id;
 END;
 """
+# Field indexes (as Qdrant's payload indexes): for each field named in ``fields``, one row
+# of ``field_values`` per item that holds it, per kind of value it can match: a JSON string
+# as a ``string``; a JSON number, or a string that reads as a finite number (a CSV column),
+# as a ``number``; true/false as a ``boolean`` (1/0). The values are the very expressions
+# filters.py evaluates over the JSON (same path, same json_type, same NUMBER_FUNCTION),
+# so a filter answered from here selects what it selects there. Triggers keep the rows in
+# step inside the transaction that changes ``items``; no field is indexed until asked.
+FIELD_VALUES_SELECT = """
+SELECT f.name, 'string', json_extract({metadata}, f.path), {item} FROM {tables}
+    WHERE {where} json_type({metadata}, f.path) = 'text'
+UNION ALL
+SELECT f.name, 'number', CASE json_type({metadata}, f.path) WHEN 'text'
+        THEN searchkit_number(json_extract({metadata}, f.path)) ELSE json_extract({metadata}, f.path) END,
+    {item} FROM {tables}
+    WHERE {where} (json_type({metadata}, f.path) IN ('integer', 'real')
+        OR (json_type({metadata}, f.path) = 'text'
+            AND searchkit_number(json_extract({metadata}, f.path)) IS NOT NULL))
+UNION ALL
+SELECT f.name, 'boolean', json_type({metadata}, f.path) = 'true', {item} FROM {tables}
+    WHERE {where} json_type({metadata}, f.path) IN ('true', 'false')
+"""
+_NEW_ROW = FIELD_VALUES_SELECT.format(metadata="new.metadata", item="new.id", tables="fields AS f", where="")
+FIELD_TRIGGERS = f"""
+CREATE TRIGGER items_fields_insert AFTER INSERT ON items BEGIN
+    INSERT OR IGNORE INTO field_values (field, kind, value, item) {_NEW_ROW};
+END;
+CREATE TRIGGER items_fields_delete AFTER DELETE ON items BEGIN
+    DELETE FROM field_values WHERE item = old.id;
+END;
+CREATE TRIGGER items_fields_update AFTER UPDATE OF metadata ON items
+WHEN old.metadata IS NOT new.metadata BEGIN
+    DELETE FROM field_values WHERE item = old.id;
+    INSERT OR IGNORE INTO field_values (field, kind, value, item) {_NEW_ROW};
+END;
+"""
+M006_FIELDS = (
+    """
+CREATE TABLE fields (
+    name TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE field_values (
+    field TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value NOT NULL,
+    item INTEGER NOT NULL,
+    PRIMARY KEY (field, kind, value, item)
+) WITHOUT ROWID;
+CREATE INDEX field_values_item ON field_values (item);
+"""
+    + FIELD_TRIGGERS
+)
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
@@ -107,6 +160,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m003_metadata_index", M003_METADATA_INDEX),
     ("m004_counts", M004_COUNTS),
     ("m005_embeddings", M005_EMBEDDINGS),
+    ("m006_fields", M006_FIELDS),
 ]
 
 

@@ -63,7 +63,7 @@ def keys_to_ids(store: Store) -> dict[str, int]:
 # --- migrations ------------------------------------------------------------------
 
 
-MIGRATION_NAMES = ["initial", "fulltext", "metadata_index", "counts", "embeddings"]
+MIGRATION_NAMES = ["initial", "fulltext", "metadata_index", "counts", "embeddings", "fields"]
 
 
 def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_path: Path) -> None:
@@ -83,6 +83,9 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
         "ALTER TABLE items ADD COLUMN embedding BLOB NOT NULL DEFAULT x'';"
         "UPDATE items SET embedding = (SELECT embedding FROM embeddings WHERE id = items.id);"
         "DROP TABLE embeddings;"
+        "DROP TRIGGER items_fields_insert; DROP TRIGGER items_fields_delete;"
+        "DROP TRIGGER items_fields_update;"
+        "DROP TABLE field_values; DROP TABLE fields;"
         "DELETE FROM _searchkit_migrations WHERE name != 'm001_initial';"
     )
     conn.close()
@@ -120,6 +123,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m003_metadata_index",
         "m004_counts",
         "m005_embeddings",
+        "m006_fields",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -516,6 +520,7 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         assert counts["state"] == 4
         assert counts["_searchkit_migrations"] == len(MIGRATION_NAMES)
         assert counts["embeddings"] == 2
+        assert counts["fields"] == counts["field_values"] == 0  # none indexed until asked
         # The keyword index is the kind sqlite-utils (and Datasette) detect and search.
         assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "beta")] == ["b"]
         rows = sqlite_utils_cli("rows", db_path, "items")

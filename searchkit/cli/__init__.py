@@ -14,6 +14,7 @@ for _name, _run in (
     ("similarity", text.similarity_cmd),
     ("embed", text.embed_cmd),
     ("index", writing.index_cmd),
+    ("index-field", writing.index_field_cmd),
     ("query", reading.query_cmd),
     ("info", reading.info_cmd),
     ("export", reading.export_cmd),

@@ -135,6 +135,7 @@ def info_cmd(
         f"vectors of the {model['backend']} family"
     )
     typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
+    typer.echo(f"fields:     {', '.join(data['fields']) or '(none indexed)'}")
     typer.echo(f"created:    {data['created']}  updated: {data['updated']}")
     typer.echo("files:      " + ", ".join(f"{n} {_size(s)}" for n, s in data["sizes"].items()))
 

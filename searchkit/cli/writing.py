@@ -1,4 +1,4 @@
-"""Commands that write an index: index, delete, rebuild, check (--repair)."""
+"""Commands that write an index: index, index-field, delete, rebuild, check (--repair)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from searchkit.cli.options import (
     index_options,
 )
 
-__all__ = ["check_cmd", "delete_cmd", "index_cmd", "rebuild_cmd"]
+__all__ = ["check_cmd", "delete_cmd", "index_cmd", "index_field_cmd", "rebuild_cmd"]
 
 
 def index_cmd(
@@ -45,6 +45,10 @@ def index_cmd(
             "with its parent, position and offsets as metadata.",
         ),
     ] = "none",
+    index_field: Annotated[
+        list[str] | None,
+        typer.Option("--index-field", help="Also index this metadata field for --where (see index-field)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create INDEX or add to it (upsert by id); unchanged items are not embedded again.
@@ -56,6 +60,11 @@ def index_cmd(
     from searchkit.readers import read_inputs
     from searchkit.service import build
 
+    if index_field:
+        from searchkit.store.fields import check_field
+
+        for name in index_field:  # a bad name is refused before anything is embedded
+            check_field(name)
     records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
     progress = Progress(estimate_items(inputs, split) if sys.stderr.isatty() else None)
     try:
@@ -76,10 +85,13 @@ def index_cmd(
         progress.close()
     if opened.note:
         typer.echo(f"note: {opened.note}", err=True)
-    total = len(opened)
-    opened.close()
+    try:
+        fields = opened.index_field(*index_field) if index_field else []
+        total = len(opened)
+    finally:
+        opened.close()
     if as_json:
-        emit_json({"index": str(index), "items": total, **report.to_json()})
+        emit_json({"index": str(index), "items": total, **report.to_json(), "fields_indexed": fields})
         return
     only = f" ({report.metadata_only} metadata only, not embedded)" if report.metadata_only else ""
     typer.echo(
@@ -95,6 +107,41 @@ def index_cmd(
         typer.echo(f"  {report.truncated} text(s) longer than the model's max_seq_length were truncated")
     for note in report.notes:
         typer.echo(f"  {note}")
+    if fields:
+        typer.echo(f"  field index made for {', '.join(fields)}")
+
+
+def index_field_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    fields: Annotated[list[str] | None, typer.Argument(help="Metadata fields to index.")] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop", help="Drop this field's index.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index metadata fields, so that --where equalities, $in and ranges on them read an index,
+    not every item's metadata (same results); kept in step with every write. --drop drops one."""
+    from searchkit.errors import UsageError
+    from searchkit.service import Index
+
+    if not fields and not drop:
+        raise UsageError("name a metadata field to index, or --drop FIELD")
+    with Index.open(index) as opened:
+        added = opened.index_field(*fields) if fields else []
+        dropped = opened.index_field(*drop, drop=True) if drop else []
+        indexed = opened.fields()
+    if as_json:
+        emit_json({"index": str(index), "indexed": added, "dropped": dropped, "fields": indexed})
+        return
+    already = [f for f in dict.fromkeys(fields or []) if f not in added]
+    absent = [f for f in dict.fromkeys(drop or []) if f not in dropped]
+    for names, done in (
+        (added, "indexed"),
+        (already, "already indexed"),
+        (dropped, "dropped"),
+        (absent, "not indexed, nothing to drop:"),
+    ):
+        if names:
+            typer.echo(f"{index}: {done} {', '.join(names)}")
+    typer.echo(f"fields indexed: {', '.join(indexed) if indexed else '(none)'}")
 
 
 def delete_cmd(

@@ -1,10 +1,10 @@
 """``check`` and ``check --repair``: do the manifest, the FAISS file and SQLite agree?
 
 SQLite is the source of truth. Repair never invents items: it rebuilds the vectors
-from the stored embeddings (re-embedding only rows whose stored vector is damaged) and
-the keyword index from the stored texts, rewrites the manifest from the store's config,
-and clears leftovers of crashed writes. A damaged database cannot be repaired from the
-other files; check says so.
+from the stored embeddings (re-embedding only rows whose stored vector is damaged),
+the keyword index from the stored texts and the field indexes from the stored metadata,
+rewrites the manifest from the store's config, and clears leftovers of crashed writes.
+A damaged database cannot be repaired from the other files; check says so.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from searchkit.vectors import VectorIndex
 __all__ = ["check"]
 
 _KEYWORD = "keyword index"
+_FIELDS = "field index"
 _COUNTERS = "database: the counters"
 # IVF-PQ codes checked per check, at random: re-encoding one means a search of every list's
 # centroid, 0.5 s for 10,000 at 384 dimensions and 4,000 lists (1M items), so all of 1M would
@@ -140,6 +141,7 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
         report.notes.append(f"{_KEYWORD} not checked: FTS5's check writes, and the folder is read-only")
     elif problem := store.fulltext_problem():
         report.problems.append(f"{_KEYWORD}: {problem}")
+    _inspect_fields(store, report)
     pending = store.pending_total()
     if pending:
         report.notes.append(f"{pending} staged row(s) of an interrupted ingest (reused by the next one)")
@@ -202,6 +204,13 @@ def _compare_vectors(
         report.problems.append(f"vectors: {wrong} vector(s) differ from the stored embeddings{within}")
 
 
+def _inspect_fields(store: Store, report: CheckReport) -> None:
+    """The field indexes against the items' metadata (a scan: as long as the vectors' check)."""
+    problem = store.field_index_problem()
+    if problem:
+        report.problems.append(f"{_FIELDS}: {problem}")
+
+
 def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding.Embedder | None) -> None:
     config = store.config
     if not config or store.integrity() != "ok":
@@ -234,7 +243,12 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
     if any(p.startswith(_KEYWORD) for p in report.problems):
         store.rebuild_fulltext()
         report.repaired.append("rebuilt the keyword index (items_fts) from the items")
-    if any(not p.startswith((_KEYWORD, _COUNTERS)) for p in report.problems):
+    if any(p.startswith(_FIELDS) for p in report.problems):
+        store.rebuild_field_index()
+        report.repaired.append(
+            f"rebuilt the field index ({', '.join(store.indexed_fields())}) from the items"
+        )
+    if any(not p.startswith((_KEYWORD, _COUNTERS, _FIELDS)) for p in report.problems):
         with store.transaction():
             index._rebuild_vectors()
             index._save_vectors()

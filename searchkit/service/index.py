@@ -195,19 +195,44 @@ class Index(WriteProtocol):
         return search(self, queries, k, where=where, mode=mode, group_by_parent=group_by_parent)
 
     def info(self) -> dict[str, Any]:
-        """The manifest, the live counts and the size of each file."""
-        counts = self._synced(
-            lambda: {
-                "items": self.store.count(),
-                "vectors": self.vectors.ntotal,
-                "truncated": self.store.truncated_count(),
-            }
+        """The manifest, the live counts, the fields indexed and the size of each file."""
+        counts, fields = self._synced(
+            lambda: (
+                {
+                    "items": self.store.count(),
+                    "vectors": self.vectors.ntotal,
+                    "truncated": self.store.truncated_count(),
+                },
+                self.store.indexed_fields(),
+            )
         )
         data = self.manifest.to_json()
         data["path"] = str(self.path)
         data["counts"] = counts
+        data["fields"] = fields
         data["sizes"] = _file_sizes(self.path)
         return data
+
+    def fields(self) -> list[str]:
+        """The metadata fields with a field index (see `index_field`), by name."""
+        return self._synced(self.store.indexed_fields)
+
+    def index_field(self, *fields: str, drop: bool = False, lock_timeout: float = 60.0) -> list[str]:
+        """Index metadata fields, as Qdrant's payload indexes: a filter's equalities, ``$in``
+        and ranges on them are answered from an index instead of every item's JSON (the
+        results are the same); with `drop`, drop their indexes. Returns the fields that
+        this changed (one already indexed, or not indexed, is left as it is).
+
+        The index is filled from the items in one transaction and kept in step with every
+        write after it. It changes no vectors and no rows, so it is no new generation:
+        readers read which fields are indexed in the same snapshot as the rows.
+        """
+        if not fields:
+            raise UsageError("name at least one metadata field")
+        with self._locked(lock_timeout):
+            if drop:
+                return self.store.drop_fields(list(fields))
+            return self.store.index_fields(list(fields))
 
     def export(self, vectors: bool = False) -> Iterator[dict[str, Any]]:
         """Every item as ``{"id", "text", "metadata"[, "embedding"]}``, in id order."""
@@ -336,4 +361,3 @@ def _file_sizes(folder: Path) -> dict[str, int]:
             if path.is_file():
                 sizes[path.name] = path.stat().st_size
     return sizes
-

@@ -89,9 +89,7 @@ class WriteProtocol:
     @contextlib.contextmanager
     def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the write lock, start from the latest committed state, map disk failures."""
-        held = self._held_lock is not None
-        lock = contextlib.nullcontext() if held else WriteLock(self.path, lock_timeout, on_lock_wait)
-        with storage_errors(self.path), lock:
+        with self._locked(lock_timeout, on_lock_wait):
             self._writer = True
             try:
                 if self.generation >= 0 and self.vectors.mapped:
@@ -103,6 +101,15 @@ class WriteProtocol:
                 raise
             finally:
                 self._writer = False
+
+    @contextlib.contextmanager
+    def _locked(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the write lock (unless the caller holds it already) and map disk failures:
+        for a write of rows alone, which changes no vectors (field indexes)."""
+        held = self._held_lock is not None
+        lock = contextlib.nullcontext() if held else WriteLock(self.path, lock_timeout, on_lock_wait)
+        with storage_errors(self.path), lock:
+            yield
 
     def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
         """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""

@@ -3,7 +3,8 @@
 Everything runs inside one snapshot of the index (``Index._synced``): the filter's
 matches, the FAISS search and the rows come from the same generation.
 
-Filters are planned from the number of items they match, counted in SQLite first:
+Filters are planned from the number of items they match, counted in SQLite first (from
+the field indexes where the filter's fields have them, store/fields.py):
 
 - none match: no hits (exact);
 - a flat index: FAISS searches only the matching ids (an ID selector): exact;
@@ -90,11 +91,13 @@ def search(
     k = check_k(k)
     texts = check_queries(queries)
     mode = Mode.parse(mode)
-    compiled = compile_where(where)
+    compile_where(where)  # a bad filter is refused before the model loads
     vectors = index.embedder.encode(texts) if mode is not Mode.KEYWORD else None
 
     def rank(n: int) -> list[tuple[Scored, bool]]:
         """The best `n` (row id, score) per query, and whether exactly the best."""
+        # Inside the snapshot: its field indexes answer what they can (filters.py).
+        compiled = compile_where(where, index.store.indexed_fields()) if where else None
         if mode is Mode.KEYWORD:
             return [(index.store.keyword(t, n, compiled), True) for t in texts]
         assert vectors is not None

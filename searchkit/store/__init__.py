@@ -18,11 +18,14 @@ It knows rows, never FAISS. Tables:
   rebuilt from it.
 - ``items_fts``: an FTS5 index over ``items.text`` for keyword search (BM25), kept in
   step with ``items`` by triggers (migrations.py).
+- ``fields`` and ``field_values``: field indexes, the values of the metadata fields named in
+  ``fields`` by kind (string, number, boolean), one row per item and kind, which filters on
+  them read instead of every row's JSON; kept in step by triggers (migrations.py, fields.py).
 - ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
 
 Modules: ``database`` (`Store`: the reads and writes), ``opening`` (connecting and
-migrating), ``fulltext`` (keyword search), ``rows`` (the row values), ``damage`` (a
-damaged file reported as CorruptIndexError).
+migrating), ``fulltext`` (keyword search), ``fields`` (field indexes), ``rows`` (the row
+values), ``damage`` (a damaged file reported as CorruptIndexError).
 """
 
 from searchkit.store.damage import guarded as guarded

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from searchkit.errors import CorruptIndexError
 from searchkit.filters import Where
 from searchkit.metrics import Matrix
-from searchkit.store import fulltext
+from searchkit.store import fields, fulltext
 from searchkit.store.damage import damaged, guarded
 from searchkit.store.opening import open_database, writable
 from searchkit.store.rows import PendingRow, RowState, StoredItem, dump_metadata
@@ -170,10 +170,48 @@ class Store:
     @guarded
     def matching_ids(self, where: Where) -> np.ndarray:
         """Ids of the items that the compiled filter selects, in id order."""
-        # Through the covering index on metadata (m003): the table's rows carry every text.
-        sql = f"SELECT id FROM items INDEXED BY items_metadata WHERE {where.sql}"
-        rows = self.db.execute(sql, where.params).fetchall()
-        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        sql, params = self.matching_sql(where)
+        # One string of ids, parsed by NumPy: 10,000 rows as Python tuples cost 3 ms, this 1.
+        text = self.db.execute(f"SELECT group_concat(id) FROM ({sql})", params).fetchone()[0]
+        found = np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, dtype=np.int64)
+        return np.unique(found)
+
+    def matching_sql(self, where: Where) -> tuple[str, tuple[Any, ...]]:
+        """The query `matching_ids` runs (its ids may repeat): from the field indexes alone
+        where they answer the whole filter; from them, then each row, where they answer a
+        condition of it; else a scan of the covering index on metadata (m003), which
+        holds only the metadata (the rows hold the texts too)."""
+        if where.ids is not None:
+            sql, params = where.ids
+            return f"SELECT item AS id FROM ({sql})", params
+        if where.seeks:
+            return f"SELECT id FROM items WHERE {where.sql}", where.params
+        return f"SELECT id FROM items INDEXED BY items_metadata WHERE {where.sql}", where.params
+
+    @guarded
+    def indexed_fields(self) -> list[str]:
+        """The metadata fields with a field index, by name."""
+        return fields.indexed_fields(self.db)
+
+    @guarded
+    def index_fields(self, names: list[str]) -> list[str]:
+        """Index these metadata fields (filled from the items); return those that were not yet."""
+        return fields.index_fields(self.db, names)
+
+    @guarded
+    def drop_fields(self, names: list[str]) -> list[str]:
+        """Drop these field indexes; return those that existed."""
+        return fields.drop_fields(self.db, names)
+
+    @guarded
+    def field_index_problem(self) -> str | None:
+        """None when the field indexes agree with ``items``, else what is wrong with them."""
+        return fields.field_index_problem(self.db)
+
+    @guarded
+    def rebuild_field_index(self) -> None:
+        """Refill the field indexes (and their triggers) from ``items``."""
+        fields.rebuild_field_index(self.db)
 
     @guarded
     def keyword(self, query: str, limit: int, where: Where | None = None) -> list[tuple[int, float]]:
