@@ -285,6 +285,17 @@ class VectorIndex:
     def _id_map(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self.index.id_map), dtype=np.int64)
 
+    def exact_vectors(self, ids: IdArray) -> Matrix | None:
+        """The vectors of `ids` (all of them held) as FAISS stores them, where it stores them
+        exactly and can look them up by id (flat, and HNSW's flat storage); else None."""
+        if self.layout.kind not in ("flat", "hnsw") or not len(ids):
+            return None
+        try:
+            found: Matrix = self.index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+        except RuntimeError:  # an id FAISS does not hold: the caller reads them elsewhere (check says why)
+            return None
+        return found
+
     def stored(self) -> StoredVectors:
         """What FAISS holds under each id, to compare with the vectors that were added."""
         from searchkit.stored_vectors import StoredVectors

@@ -247,3 +247,31 @@ def test_reciprocal_rank_fusion() -> None:
     weighted = fuse(dense, keyword, Fusion(rrf_k=0, depth=100, dense_weight=1.0, keyword_weight=0.1))
     assert [i for i, _ in weighted] == [1, 2, 3, 4]
     assert [i for i, _ in fuse(dense, [], Fusion())] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot", "euclidean", "manhattan"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_selective_filter_ranks_the_matches_from_faiss_memory_exactly(
+    kind: str, metric: str, tmp_path: Path, items: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few matches: scored from the vectors FAISS holds (no SQLite read of every match, no
+    ID-selector pass over every vector), then re-scored exactly: the brute-force top k."""
+    tiny = TinyEmbedder()
+    index = Index.create(tmp_path / "i", embedder=tiny, index_type=kind, metric=metric)
+    index.add(items)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the matches were read from SQLite or searched through a selector")
+
+    monkeypatch.setattr(search_module, "exact_nearest", refused)
+    monkeypatch.setattr(index.vectors, "search", refused)
+    where = {"genre": "news"}
+    chosen = [it for it in items if matches(it["metadata"], where)]
+    assert 10 < len(chosen) <= search_module.EXACT_LIMIT
+    for query in QUERIES:
+        hits = index.search(query, k=10, where=where)
+        scores = pairwise(tiny.encode([query]), tiny.encode([it["text"] for it in chosen]), Metric(metric))[0]
+        order = np.lexsort((np.arange(len(chosen)), -scores))[:10]
+        assert hits.exact and [h.id for h in hits] == [chosen[i]["id"] for i in order]
+        assert [h.score for h in hits] == pytest.approx([scores[i] for i in order], abs=1e-5)
+    index.close()

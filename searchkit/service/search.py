@@ -38,7 +38,7 @@ import numpy as np
 from searchkit.errors import UsageError
 from searchkit.filters import Where, compile_where
 from searchkit.metrics import Matrix, pairwise, prepare
-from searchkit.types import Hit, Hits, Mode
+from searchkit.types import Hit, Hits, Metric, Mode
 
 if TYPE_CHECKING:
     from searchkit.service.index import Index
@@ -177,6 +177,8 @@ def _dense(index: Index, vectors: Matrix, k: int, where: Where | None) -> list[t
     allowed = index.store.matching_ids(where)
     if len(allowed) == 0:
         return [([], True) for _ in vectors]
+    if len(allowed) <= EXACT_LIMIT and (stored := index.vectors.exact_vectors(allowed)) is not None:
+        return [(scored, True) for scored in _nearest_among(index, vectors, k, allowed, stored)]
     if flat:
         return [(scored, True) for scored in nearest_ids(index, vectors, k, allowed)]
     if len(allowed) <= EXACT_LIMIT:
@@ -192,6 +194,31 @@ def nearest_ids(index: Index, vectors: Matrix, k: int, allowed: np.ndarray | Non
         _rescore(index, vector, [int(i) for i in row if i >= 0], k)
         for vector, row in zip(vectors, ids, strict=True)
     ]
+
+
+def _nearest_among(index: Index, vectors: Matrix, k: int, ids: np.ndarray, stored: Matrix) -> list[Scored]:
+    """The exact top k of the few `ids` a filter selected, from their vectors as FAISS holds
+    them (`stored`, in memory): cheaper than walking a graph past the rest, or than FAISS
+    testing each of a million ids against a selector, or than reading them from SQLite
+    (10,000 matches at 1M items: 55-70 ms). Ranked in float32, twice as many as wanted are
+    then re-scored from the stored embeddings, as every search is."""
+    scores = _float32_scores(prepare(vectors, index.metric), stored, index.metric)
+    fetch = min(len(ids), 2 * k)
+    results = []
+    for vector, row in zip(vectors, scores, strict=True):
+        best = np.argpartition(-row, fetch - 1)[:fetch] if fetch < len(ids) else np.arange(len(ids))
+        results.append(_rescore(index, vector, [int(i) for i in ids[best]], k))
+    return results
+
+
+def _float32_scores(queries: Matrix, stored: Matrix, metric: Metric) -> np.ndarray:
+    """Higher is nearer, as FAISS ranks them: inner products, or minus L2 or L1 distances."""
+    if metric in (Metric.COSINE, Metric.DOT):
+        return np.asarray(queries @ stored.T)
+    if metric is Metric.EUCLIDEAN:
+        squared = (stored * stored).sum(axis=1)[None, :] - 2 * (queries @ stored.T)
+        return np.asarray(-squared)
+    return np.stack([-np.abs(stored - q).sum(axis=1) for q in queries])
 
 
 def _rescore(index: Index, vector: Matrix, candidates: list[int], k: int) -> Scored:
