@@ -23,9 +23,10 @@ It knows rows, never FAISS. Tables:
   them read instead of every row's JSON; kept in step by triggers (migrations.py, fields.py).
 - ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
 
-Modules: ``database`` (`Store`: the reads and writes), ``opening`` (connecting and
-migrating), ``fulltext`` (keyword search), ``fields`` (field indexes), ``rows`` (the row
-values), ``damage`` (a damaged file reported as CorruptIndexError).
+Modules: ``database`` (`Store`: the reads and writes), ``staging`` (``pending`` and its
+commit into ``items``), ``opening`` (connecting and migrating), ``fulltext`` (keyword
+search), ``fields`` (field indexes), ``rows`` (the row values), ``binding`` (lists bound to
+SQL in chunks), ``damage`` (a damaged file reported as CorruptIndexError).
 """
 
 from searchkit.store.damage import guarded as guarded

@@ -1,4 +1,5 @@
-"""`Store`: one open ``index.db`` and the reads and writes of its rows (tables: __init__.py).
+"""`Store`: one open ``index.db`` and the reads and writes of its rows (tables: __init__.py);
+the staging of an ingest and its commit into ``items`` are staging.py's.
 
 It knows rows, never FAISS. Metadata filters arrive compiled (filters.py): SQL with
 every value bound.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,19 @@ from searchkit.errors import CorruptIndexError
 from searchkit.filters import Where
 from searchkit.metrics import Matrix
 from searchkit.store import fields, fulltext
+from searchkit.store.binding import chunks as _chunks
 from searchkit.store.damage import damaged, guarded
 from searchkit.store.opening import open_database, writable
-from searchkit.store.rows import PendingRow, RowState, StoredItem, dump_metadata
+from searchkit.store.rows import RowState, StoredItem
+from searchkit.store.staging import Staging
 
 __all__ = ["Store"]
 
 # iter_items' rows, each with its embedding (a join, paged by the items' id).
 _ITEMS_WITH_EMBEDDINGS = "items JOIN embeddings USING (id)"
-# SQLite's default limit on bound parameters is 32766 on current builds; stay far below.
-_IN_CHUNK = 900
 
 
-class Store:
+class Store(Staging):
     """An open ``index.db``; one connection, WAL mode, durable commits."""
 
     def __init__(self, path: Path, dimension: int | None = None, create: bool = False) -> None:
@@ -86,10 +87,6 @@ class Store:
             " WHERE e.id IS NULL OR typeof(e.embedding) != 'blob' OR length(e.embedding) != ?"
         )
         return [row[0] for row in self.db.execute(sql, (self.dimension * 4,))]
-
-    @guarded
-    def pending_total(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM pending").fetchone()[0])
 
     @guarded
     def count(self) -> int:
@@ -286,95 +283,6 @@ class Store:
     # --- writes ----------------------------------------------------------------
 
     @guarded
-    def stage(self, run: str, rows: Iterable[PendingRow]) -> None:
-        """Commit a batch of embedded rows to ``pending`` under `run` (last key wins)."""
-        records = [
-            {
-                "key": r.key,
-                "run": run,
-                "text": r.text,
-                "metadata": dump_metadata(r.metadata),
-                "content_hash": r.content_hash,
-                "source": r.source,
-                "truncated": int(r.truncated),
-                "embedding": r.embedding,
-            }
-            for r in rows
-        ]
-        with self.db.atomic():
-            self.db.table("pending").insert_all(records, replace=True)
-
-    @guarded
-    def pending_keys(self, run: str, keys: Sequence[str]) -> set[str]:
-        """Which of `keys` this run has staged already (duplicates within one input)."""
-        found: set[str] = set()
-        for chunk in _chunks(list(keys)):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key FROM pending WHERE run = ? AND key IN ({marks})"
-            found.update(row[0] for row in self.db.execute(sql, [run, *chunk]))
-        return found
-
-    @guarded
-    def pending_count(self, run: str) -> int:
-        return int(self.db.execute("SELECT count(*) FROM pending WHERE run = ?", (run,)).fetchone()[0])
-
-    @guarded
-    def apply(self, run: str) -> npt.NDArray[np.int64]:
-        """Move `run`'s pending rows into ``items`` in one transaction; return the ids whose
-        vector changed: new keys and new texts, not rows whose metadata or source alone
-        changed (an array: a million Python ints would cost 36 MB).
-
-        An existing key keeps its id (the vector index swaps the vector); a new key
-        gets a fresh one. Pending rows of other (crashed) runs are dropped with it.
-        """
-        with self.db.atomic():
-            changed = "FROM pending AS p JOIN items ON items.key = p.key WHERE p.run = ?"
-            new_text = "AND items.content_hash != p.content_hash"
-            retexted = self._ids(f"SELECT items.id {changed} {new_text}", (run,))
-            self.db.execute(
-                "INSERT OR REPLACE INTO embeddings (id, embedding)"
-                f" SELECT items.id, p.embedding {changed} {new_text}",
-                (run,),
-            )
-            # AUTOINCREMENT: every new row's id is above the largest ever handed out.
-            newest = self._sequence()
-            self.db.execute(
-                """
-                UPDATE items SET text = p.text, metadata = p.metadata,
-                    content_hash = p.content_hash, source = p.source,
-                    truncated = p.truncated,
-                    updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
-                FROM pending AS p WHERE p.run = ? AND items.key = p.key
-                """,
-                (run,),
-            )
-            self.db.execute(
-                """
-                INSERT INTO items (key, text, metadata, content_hash, source, truncated)
-                SELECT key, text, metadata, content_hash, source, truncated
-                FROM pending WHERE run = ? AND key NOT IN (SELECT key FROM items)
-                ORDER BY rowid
-                """,
-                (run,),
-            )
-            added = self._ids("SELECT id FROM items WHERE id > ?", (newest,))
-            self.db.execute(
-                f"INSERT INTO embeddings (id, embedding) SELECT items.id, p.embedding {changed}"
-                " AND items.id > ?",
-                (run, newest),
-            )
-            self.db.execute("DELETE FROM pending")
-            self._bump()
-        return np.sort(np.concatenate([retexted, added]))
-
-    def _ids(self, sql: str, params: tuple[Any, ...]) -> npt.NDArray[np.int64]:
-        return np.fromiter((row[0] for row in self.db.execute(sql, params)), dtype=np.int64)
-
-    def _sequence(self) -> int:
-        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items'").fetchone()
-        return int(row[0]) if row else 0
-
-    @guarded
     def piece_keys(self, parent: str) -> set[str]:
         """The keys stored for `parent` split into pieces (``PARENT#N``), and `parent` itself."""
         rows = self.db.execute(
@@ -411,12 +319,6 @@ class Store:
             self._bump()
 
     @guarded
-    def clear_pending(self) -> None:
-        with self.db.atomic():
-            self.db.execute("DELETE FROM pending")
-        self.reclaim()
-
-    @guarded
     def reclaim(self) -> None:
         """Give free pages back to the filesystem, so deletes shrink the file (outside a transaction)."""
         # executescript steps the pragma to the end; execute() frees only one page per step.
@@ -439,9 +341,3 @@ class Store:
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
 
-
-def _chunks(values: Sequence[Any] | npt.NDArray[Any]) -> Iterator[list[Any]]:
-    """Plain Python values (sqlite3 binds no numpy ints), a bounded number at a time."""
-    for start in range(0, len(values), _IN_CHUNK):
-        part = values[start : start + _IN_CHUNK]
-        yield part.tolist() if isinstance(part, np.ndarray) else list(part)
