@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from searchkit import Index, Metric, UsageError
-from searchkit import vectors as vectors_module
+from searchkit import layout as layout_module
 from searchkit.metrics import prepare
 from searchkit.service import check
 from searchkit.vectors import INDEX_TYPES, Layout, VectorIndex, plan
@@ -158,7 +158,7 @@ def test_ivf_stays_exact_until_it_can_be_trained(tmp_path: Path) -> None:
 
 
 def test_auto_switches_to_hnsw_past_the_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vectors_module, "AUTO_ANN_THRESHOLD", 1000)
+    monkeypatch.setattr(layout_module, "AUTO_ANN_THRESHOLD", 1000)
     index = Index.create(tmp_path / "i", embedder=Embed())
     index.add(items(0, 900))
     assert index.manifest.index_type == "auto" and index.manifest.layout.kind == "flat"
