@@ -7,6 +7,8 @@ expansion) so that near-identical texts score 0 exactly rather than a rounding e
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -34,18 +36,19 @@ def prepare(vectors: Matrix, metric: Metric) -> Matrix:
     return normalize(vectors) if metric is Metric.COSINE else vectors
 
 
-def pairwise(a: Matrix, b: Matrix, metric: Metric) -> npt.NDArray[np.float64]:
-    """The (len(a), len(b)) score matrix of `metric`, equal to ``model.similarity``."""
-    a64 = np.asarray(a, dtype=np.float64)
-    b64 = np.asarray(b, dtype=np.float64)
+def pairwise(a: Matrix, b: Matrix, metric: Metric, dtype: type = np.float64) -> npt.NDArray[Any]:
+    """The (len(a), len(b)) score matrix of `metric`, equal to ``model.similarity``
+    (computed in `dtype`: float32 ranks as FAISS does, at half the cost)."""
+    a64: npt.NDArray[Any] = np.asarray(a, dtype=dtype)
+    b64: npt.NDArray[Any] = np.asarray(b, dtype=dtype)
     if metric is Metric.COSINE:
         a64 = a64 / np.maximum(np.linalg.norm(a64, axis=1, keepdims=True), 1e-12)
         b64 = b64 / np.maximum(np.linalg.norm(b64, axis=1, keepdims=True), 1e-12)
     if metric in (Metric.COSINE, Metric.DOT):
-        product: npt.NDArray[np.float64] = a64 @ b64.T
+        product: npt.NDArray[Any] = a64 @ b64.T
         return product
     rows = max(1, _CHUNK_FLOATS // max(1, b64.shape[0] * b64.shape[1]))
-    out = np.empty((a64.shape[0], b64.shape[0]), dtype=np.float64)
+    out: npt.NDArray[Any] = np.empty((a64.shape[0], b64.shape[0]), dtype=dtype)
     for start in range(0, a64.shape[0], rows):
         diff = a64[start : start + rows, None, :] - b64[None, :, :]
         if metric is Metric.EUCLIDEAN:

@@ -234,15 +234,19 @@ def _first_ingest(
     lock = index._held_lock
     assert lock is not None
     try:
-        return _add_some(index, records, batch_size, options)
+        report = _add_some(index, records, batch_size, options)
     except BaseException:
         index.close()
-        lock.release()
+        _let_go(index, lock)
         _discard_if_unused(index.path, made)
         raise
-    finally:
-        index._held_lock = None
-        lock.release()
+    _let_go(index, lock)
+    return report
+
+
+def _let_go(index: Index, lock: WriteLock) -> None:
+    index._held_lock = None
+    lock.release()
 
 
 def _add_some(

@@ -202,23 +202,15 @@ def _nearest_among(index: Index, vectors: Matrix, k: int, ids: np.ndarray, store
     testing each of a million ids against a selector, or than reading them from SQLite
     (10,000 matches at 1M items: 55-70 ms). Ranked in float32, twice as many as wanted are
     then re-scored from the stored embeddings, as every search is."""
-    scores = _float32_scores(prepare(vectors, index.metric), stored, index.metric)
+    # `stored` is prepared (normalised for cosine): against prepared queries cosine is a dot.
+    metric = Metric.DOT if index.metric is Metric.COSINE else index.metric
+    scores = pairwise(prepare(vectors, index.metric), stored, metric, dtype=np.float32)
     fetch = min(len(ids), 2 * k)
     results = []
     for vector, row in zip(vectors, scores, strict=True):
         best = np.argpartition(-row, fetch - 1)[:fetch] if fetch < len(ids) else np.arange(len(ids))
         results.append(_rescore(index, vector, [int(i) for i in ids[best]], k))
     return results
-
-
-def _float32_scores(queries: Matrix, stored: Matrix, metric: Metric) -> np.ndarray:
-    """Higher is nearer, as FAISS ranks them: inner products, or minus L2 or L1 distances."""
-    if metric in (Metric.COSINE, Metric.DOT):
-        return np.asarray(queries @ stored.T)
-    if metric is Metric.EUCLIDEAN:
-        squared = (stored * stored).sum(axis=1)[None, :] - 2 * (queries @ stored.T)
-        return np.asarray(-squared)
-    return np.stack([-np.abs(stored - q).sum(axis=1) for q in queries])
 
 
 def _rescore(index: Index, vector: Matrix, candidates: list[int], k: int) -> Scored:
