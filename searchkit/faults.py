@@ -9,12 +9,18 @@ at `POINT` instead: it creates ``PATH.reached`` and waits (up to two minutes) un
 exists, so that a test can look at an index while a write is stopped there. The points, in
 the order a write reaches them (protocol.py):
 
-    after-create    a first ingest made the folder and its database, nothing staged yet
-    after-stage     a batch of embedded rows committed to ``pending``
-    in-commit       the new vector file written, the SQLite transaction not committed
-    after-commit    SQLite committed, the manifest not rewritten
-    in-manifest     the new manifest written to its temporary file, not renamed
-    after-manifest  the manifest renamed, the older vector files not removed
+    after-create        a first ingest made the folder and its database, nothing staged yet
+    after-stage         a batch of embedded rows committed to ``pending``
+    in-commit           the write's SQLite transaction done, not committed
+    after-commit        SQLite committed, the manifest not rewritten
+    in-manifest         the new manifest written to its temporary file, not renamed
+    after-manifest      the manifest renamed
+
+and those of a compaction (service/compaction.py), which a write may run after it:
+
+    in-compaction       the new segment written to its temporary file, not renamed
+    compaction-renamed  the segment file in place, the new segment list not committed
+    after-compaction    the new segment list committed, the merged files not removed
 """
 
 from __future__ import annotations
@@ -30,7 +36,17 @@ __all__ = ["ENV", "PAUSE_ENV", "POINTS", "reach"]
 ENV = "SEARCHKIT_FAULT"
 PAUSE_ENV = "SEARCHKIT_PAUSE"
 _PAUSE_LIMIT_S = 120.0
-POINTS = ("after-create", "after-stage", "in-commit", "after-commit", "in-manifest", "after-manifest")
+POINTS = (
+    "after-create",
+    "after-stage",
+    "in-commit",
+    "after-commit",
+    "in-manifest",
+    "after-manifest",
+    "in-compaction",
+    "compaction-renamed",
+    "after-compaction",
+)
 _hits: dict[str, int] = {}
 
 

@@ -66,6 +66,11 @@ class Layout:
         return f"IDMap2,{body}"
 
     @property
+    def trained(self) -> bool:
+        """Whether FAISS must train it (IVF's lists, PQ's codebooks, SQ's ranges) before adding."""
+        return self.kind in ("ivf", "ivf-pq", "sq8", "hnsw-sq8")
+
+    @property
     def overfetch(self) -> int:
         """How many candidates per wanted hit to take from FAISS: the service re-scores
         them exactly from the stored embeddings, which wins back what quantisation loses."""

@@ -154,6 +154,45 @@ CREATE INDEX field_values_item ON field_values (item);
     + FIELD_TRIGGERS
 )
 
+# Segments (segments/): the vectors are immutable FAISS files, each over the embeddings
+# written in a range of generations (``first``..``last``), listed here; those written since
+# the last one (``gen`` above every ``last``) are the unsealed tail, which readers hold in
+# memory. SQLite is the log: a write changes rows only. When an embedding is replaced or
+# deleted, a trigger writes its tombstone (the id, the generation of the version that died,
+# the generation it died in), inside the write's transaction: a reader skips the version in
+# the segment whose range holds ``old_gen``, and catches up by reading the tombstones and
+# embeddings with ``gen`` above its own generation (both indexed). A row's gen is written
+# as the store's generation + 1: the one its transaction commits, or below it, always above
+# the generation a reader of the state before it holds. The FAISS file of an older index
+# becomes its first segment, over generation 0.
+M007_SEGMENTS = """
+ALTER TABLE embeddings ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX embeddings_gen ON embeddings (gen);
+CREATE TABLE tombstones (id INTEGER NOT NULL, old_gen INTEGER NOT NULL, gen INTEGER NOT NULL);
+CREATE INDEX tombstones_old_gen ON tombstones (old_gen);
+CREATE INDEX tombstones_gen ON tombstones (gen);
+CREATE TRIGGER embeddings_replaced AFTER UPDATE OF embedding, gen ON embeddings BEGIN
+    INSERT INTO tombstones (id, old_gen, gen) VALUES (old.id, old.gen, new.gen);
+END;
+CREATE TRIGGER embeddings_deleted AFTER DELETE ON embeddings BEGIN
+    INSERT INTO tombstones (id, old_gen, gen)
+    VALUES (old.id, old.gen, (SELECT CAST(value AS INTEGER) + 1 FROM state WHERE name = 'generation'));
+END;
+CREATE TABLE segments (
+    name TEXT PRIMARY KEY,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    vectors INTEGER NOT NULL,
+    marked INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL,
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+INSERT INTO segments (name, first, last, vectors, kind)
+    SELECT 'vectors-' || value || '.faiss', 0, 0, (SELECT count(*) FROM embeddings),
+        coalesce((SELECT json_extract(value, '$.layout.kind') FROM state WHERE name = 'config'), 'flat')
+    FROM state WHERE name = 'generation' AND EXISTS (SELECT 1 FROM embeddings);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_fulltext", M002_FULLTEXT),
@@ -161,6 +200,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m004_counts", M004_COUNTS),
     ("m005_embeddings", M005_EMBEDDINGS),
     ("m006_fields", M006_FIELDS),
+    ("m007_segments", M007_SEGMENTS),
 ]
 
 

@@ -230,24 +230,32 @@ class VectorIndex:
         self._apply_search_params()
 
     def search(
-        self, queries: Matrix, k: int, allowed: IdArray | None = None
+        self, queries: Matrix, k: int, allowed: IdArray | None = None, skip: Any = None
     ) -> tuple[npt.NDArray[np.float32], IdArray]:
         """Raw FAISS (distances, ids) for each query; ids are -1 where fewer than k exist.
 
         `allowed` restricts the search to those ids (a FAISS ID selector): on a flat
-        index the result is then the exact best among them.
+        index the result is then the exact best among them. `skip`, a FAISS ID selector,
+        leaves out the ids it selects (a segment's dead versions: segments/view.py).
         """
         k = max(1, min(k, self.ntotal))
         data = np.ascontiguousarray(queries, dtype=np.float32)
-        if allowed is None and not self.dead:
+        if allowed is None and skip is None and not self.dead:
             return self.index.search(data, k)  # type: ignore[no-any-return]
         faiss = _faiss()
+        keep: list[Any] = []  # what the selectors point into, alive through the search
+        if skip is None and self.dead:
+            skip = faiss.IDSelectorBatch(np.array([_DEAD], dtype=np.int64))
+            keep.append(skip)
+        selector = None
         if allowed is not None:
             # The dead entries' -1 is never among the allowed ids.
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed[allowed != _DEAD], dtype=np.int64))
-        else:
-            dead = faiss.IDSelectorBatch(np.array([_DEAD], dtype=np.int64))
-            selector = faiss.IDSelectorNot(dead)
+            keep.append(selector)
+        if skip is not None:
+            unskipped = faiss.IDSelectorNot(skip)
+            keep.append(unskipped)
+            selector = unskipped if selector is None else faiss.IDSelectorAnd(selector, unskipped)
         distances, ids = self.index.search(data, k, params=self._params(selector))
         return distances, ids
 
@@ -265,16 +273,21 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename, fsync the folder."""
         tmp = path.with_name(path.name + ".tmp")
-        try:
-            _faiss().write_index(self.index, str(tmp))
-        except RuntimeError as exc:  # FAISS reports a failed write (disk full, EFBIG) this way
-            tmp.unlink(missing_ok=True)
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "write failed"
-            raise StorageError(f"writing {path.name} failed ({reason})") from None
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        self.write(tmp, shown=path.name)
         os.replace(tmp, path)
         fsync_dir(path.parent)
+
+    def write(self, path: Path, shown: str | None = None) -> None:
+        """Write to `path` and fsync it (the caller renames it into place); a failure
+        names `shown` (the file it is to become)."""
+        try:
+            _faiss().write_index(self.index, str(path))
+        except RuntimeError as exc:  # FAISS reports a failed write (disk full, EFBIG) this way
+            path.unlink(missing_ok=True)
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "write failed"
+            raise StorageError(f"writing {shown or path.name} failed ({reason})") from None
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
 
 
 def fsync_dir(folder: Path) -> None:

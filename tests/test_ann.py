@@ -94,17 +94,24 @@ def test_deletes_and_updates_on_hnsw_leave_a_consistent_index(tmp_path: Path) ->
     folder = tmp_path / "i"
     index = Index.create(folder, embedder=Embed(), index_type="hnsw")
     index.add(items(0, 2000))
+    index.rebuild()  # one HNSW segment (sealing alone keeps segments this small flat)
     index.delete([str(i) for i in range(0, 200, 2)])
     # An update: item 1's text now embeds as item 1999's vector.
     index.add([{"id": "1", "text": "item 1999"}])
-    assert index.vectors.dead == 101 and index.vectors.ntotal == len(index) == 1900
+    (segment,) = index.vectors.parts
+    assert segment.vectors.layout.kind == "hnsw" and len(segment.dead) == 101  # tombstones
+    assert index.vectors.ntotal == len(index) == 1900 and len(index.vectors.tail.ids) == 1
     assert check(folder).ok and index.info()["counts"]["vectors"] == 1900
     reopened = Index.open(folder, embedder=Embed())
-    assert reopened.vectors.dead == 101  # the marks were saved with the vectors
+    assert len(reopened.vectors.parts[0].dead) == 101  # the tombstones are in SQLite
     assert {h.id for h in reopened.search("item 1999", k=2)} == {"1", "1999"}
     assert all(int(h.id) % 2 or int(h.id) >= 200 for h in reopened.search("item 100", k=50))
-    reopened.delete([str(i) for i in range(1000, 1600)])  # past a quarter dead: compacted
-    assert reopened.vectors.dead == 0 and reopened.vectors.ntotal == len(reopened) == 1300
+    reopened.delete([str(i) for i in range(1000, 1600)])
+    reopened.compact()  # the dead vacuumed, the tail merged in
+    (segment,) = reopened.vectors.parts
+    # 1,300 vectors are below the policy's index_at: the merged segment is flat (exact).
+    assert not len(segment.dead) and segment.vectors.dead == 0 and segment.vectors.layout.kind == "flat"
+    assert reopened.vectors.ntotal == len(reopened) == 1300
     assert check(folder).ok
 
 
@@ -147,7 +154,9 @@ def test_ivf_stays_exact_until_it_can_be_trained(tmp_path: Path) -> None:
     index.add(items(0, 50))
     assert index.manifest.layout == Layout("flat", {})
     report = index.add(items(50, 3000))
-    assert index.manifest.layout.kind == "ivf" and not index.vectors.needs_training
+    assert index.manifest.layout.kind == "ivf"
+    (segment,) = index.vectors.parts
+    assert segment.vectors.layout.kind == "ivf" and not segment.vectors.needs_training
     assert any("index type ivf for 3000 items" in note for note in report.notes)
     index.add(items(3000, 3100))  # incremental: trained centroids reused
     index.delete(["7", "3050"])
@@ -182,7 +191,8 @@ def test_rebuild_changes_type_and_options_without_embedding(tmp_path: Path) -> N
     reopened = Index.open(tmp_path / "i", embedder=embed)
     import faiss
 
-    assert faiss.downcast_index(reopened.vectors.index.index).hnsw.efSearch == 40
+    (segment,) = reopened.vectors.parts
+    assert faiss.downcast_index(segment.vectors.index.index).hnsw.efSearch == 40
     assert reopened.search("item 77", k=1)[0].id == "77" and check(tmp_path / "i").ok
 
 

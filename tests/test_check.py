@@ -13,7 +13,9 @@ import pytest
 
 from searchkit import Index, Metric
 from searchkit.metrics import prepare
+from searchkit.segments.policy import Policy
 from searchkit.service import check
+from searchkit.service.compaction import compact
 from searchkit.store import Store
 from searchkit.vectors import VectorIndex
 
@@ -32,7 +34,7 @@ TYPES = {
     "sq8": (Metric.COSINE, 600, None),
     "hnsw-sq8": (Metric.EUCLIDEAN, 600, {"m": 8}),
 }
-# Deleted and updated after the build: HNSW and IVF keep them as dead id-map entries.
+# Deleted and updated after the build, then merged: HNSW and IVF keep them as dead id-map entries.
 DELETED = ["item 3", "item 10", "item 11"]
 
 
@@ -50,10 +52,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             folder, embedder=TinyEmbedder(DIM), metric=metric, index_type=kind, index_options=options
         ) as index:
             index.add(items(n))
+            index.rebuild()  # one segment of the type, however few the items
             index.delete(DELETED)
             index.add([{"id": "item 20", "text": "text 20, changed"}])
+            # Merged into that segment, as compaction merges: the dead versions marked in it.
+            compact(index, policy=Policy(index_at=0, seal_at=1))
             assert index.manifest.layout.kind == kind
-            assert index.vectors.dead == (0 if kind in ("flat", "sq8") else len(DELETED) + 1)
+            (segment,) = index.vectors.parts
+            assert segment.vectors.layout.kind == kind and not len(segment.dead)
+            assert segment.vectors.dead == (0 if kind in ("flat", "sq8") else len(DELETED) + 1)
         folders[kind] = folder
     return folders
 
@@ -66,7 +73,7 @@ def honest(request: pytest.FixtureRequest, built: dict[str, Path], tmp_path: Pat
 
 
 def vectors_file(folder: Path) -> Path:
-    (path,) = folder.glob("vectors-*.faiss")
+    (path,) = folder.glob("segment-*.faiss")
     return path
 
 
@@ -152,7 +159,9 @@ def test_a_tampered_vector_is_found_and_repaired(honest: tuple[str, Path], tampe
     found = check(folder)
     assert found.problems == [f"vectors: {wrong} {DIFFER}"], found
     repaired = check(folder, repair=True, embedder=TinyEmbedder(DIM))
-    assert repaired.ok and any(r.startswith("rebuilt vectors-") for r in repaired.repaired), repaired
+    assert repaired.ok and any(
+        r.startswith("rebuilt the vectors as one segment") for r in repaired.repaired
+    ), repaired
     assert check(folder).ok
     with Index.open(folder, embedder=TinyEmbedder(DIM)) as index:
         assert index.manifest.layout.kind == kind
@@ -172,7 +181,7 @@ def test_a_file_of_another_index_type_is_reported_and_repaired(
     flat.add_with_ids(vectors, ids)
     faiss.write_index(flat, str(vectors_file(folder)))
     name = vectors_file(folder).name
-    assert check(folder).problems == [f"vectors: {name} holds a flat index, the manifest says hnsw"]
+    assert check(folder).problems == [f"vectors: {name} holds a flat index, the database says hnsw"]
     assert check(folder, repair=True, embedder=TinyEmbedder(DIM)).ok and check(folder).ok
 
 

@@ -253,8 +253,10 @@ def test_jsonl_items_with_their_own_vectors(tmp_path: Path, model: Any) -> None:
     vectors = model.encode(texts)
     source = tmp_path / "vectors.jsonl"
     source.write_text(
-        "".join(json.dumps({"id": f"v{n}", "text": t, "embedding": v.tolist()}) + "\n"
-                for n, (t, v) in enumerate(zip(texts, vectors, strict=True))),
+        "".join(
+            json.dumps({"id": f"v{n}", "text": t, "embedding": v.tolist()}) + "\n"
+            for n, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        ),
         encoding="utf-8",
     )
     result = run("index", tmp_path / "idx", source, "--json")
@@ -489,7 +491,8 @@ def test_a_corrupt_vectors_file_is_a_clean_error(demo_index: Path, tmp_path: Pat
 
     copy = tmp_path / "copy"
     shutil.copytree(demo_index, copy)
-    (vectors,) = copy.glob("vectors-*.faiss")
+    assert run("compact", copy).exit_code == 0  # every vector in one segment file
+    (vectors,) = copy.glob("segment-*.faiss")
     vectors.write_bytes(b"not a faiss file" * 50)
     for args in (["query", copy, "weather"], ["info", copy]):
         result = run(*args)

@@ -79,8 +79,8 @@ def test_two_writers_at_once_both_land(tmp_path: Path, crash_harness: Any, tiny_
 
 
 def test_readers_never_see_a_half_write(tmp_path: Path, crash_harness: Any, tiny_model_dir: Path) -> None:
-    """A real writer process is held inside its commit (the new vector file written, the SQLite
-    transaction open: SEARCHKIT_PAUSE), and readers then see the index exactly as before it."""
+    """A real writer process is held inside its commit (its SQLite transaction open:
+    SEARCHKIT_PAUSE), and readers then see the index exactly as before it."""
     from searchkit import embedder as embedding
 
     model = embedding.load(str(tiny_model_dir))
@@ -93,6 +93,7 @@ def test_readers_never_see_a_half_write(tmp_path: Path, crash_harness: Any, tiny
         "index", str(folder), str(tmp_path / "base.jsonl"), "--model", str(tiny_model_dir)
     )
     go = tmp_path / "go"
+    files = list(folder.glob("*.faiss*"))
     writer = subprocess.Popen(
         crash_harness.cli("index", str(folder), str(tmp_path / "extra.jsonl")),
         env={**crash_harness.env(), "SEARCHKIT_PAUSE": f"in-commit:{go}"},
@@ -110,7 +111,7 @@ def test_readers_never_see_a_half_write(tmp_path: Path, crash_harness: Any, tiny
     while not Path(f"{go}.reached").exists():  # bounded: the writer stops inside its commit
         assert writer.poll() is None and time.monotonic() < deadline, writer.stderr
         time.sleep(0.01)
-    assert len(list(folder.glob("vectors-*.faiss"))) == 2  # the new file is there, not committed
+    assert list(folder.glob("*.faiss*")) == files  # a write changes rows only, no vector file
     during = [read() for _ in range(5)]
     go.touch()
     _, stderr = writer.communicate(timeout=300)
@@ -159,12 +160,13 @@ def healthy(tmp_path: Path, tiny: Any) -> Path:
     folder = tmp_path / "idx"
     index = Index.create(folder, embedder=tiny)
     index.add([{"id": f"k{i}", "text": f"text number {i}"} for i in range(40)])
+    index.compact()  # the 40 vectors sealed into one segment file
     index.close()
     return folder
 
 
 def vectors_path(folder: Path) -> Path:
-    (path,) = folder.glob("vectors-*.faiss")
+    (path,) = folder.glob("segment-*.faiss")
     return path
 
 
@@ -211,7 +213,22 @@ DAMAGE = {
         lambda f: vectors_path(f).write_bytes(b"\x00garbage" * 100),
         "vectors: ",
     ),
-    "missing faiss file": (lambda f: vectors_path(f).unlink(), "vectors: vectors-"),
+    "missing faiss file": (lambda f: vectors_path(f).unlink(), "vectors: segment segment-"),
+    "tombstone of an id the segment lacks": (
+        lambda f: _sql(f, "INSERT INTO tombstones (id, old_gen, gen) VALUES (999, 1, 1)"),
+        "vectors: segment-",
+    ),
+    "tombstone of a version no segment holds": (
+        lambda f: _sql(f, "INSERT INTO tombstones (id, old_gen, gen) VALUES (3, -5, 1)"),
+        "vectors: 1 tombstone(s) of versions no segment holds",
+    ),
+    "a lost tombstone": (  # the segment's version of item 7 not marked dead: held twice
+        lambda f: (
+            _sql(f, "UPDATE embeddings SET gen = 10000 WHERE id = 7"),
+            _sql(f, "DELETE FROM tombstones"),
+        ),
+        "vectors: 1 item(s) held twice",
+    ),
     "manifest counts": (
         lambda f: _set_manifest(f, counts__items=7),
         "manifest: counts 7 items, the database holds 40",

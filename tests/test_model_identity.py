@@ -303,16 +303,7 @@ def legacy_local(tmp_path: Path, model: embedding.Embedder) -> tuple[Path, Path]
     del config["model"]["pipeline"]
     store.set_config(config)
     store.close()
-    shutil.copy(next(index.glob("vectors-*.faiss")), index / f"vectors-{_generation(index)}.faiss")
     return index, folder
-
-
-def _generation(index: Path) -> int:
-    store = Store(index / "index.db", 384)
-    try:
-        return store.generation
-    finally:
-        store.close()
 
 
 def test_a_legacy_local_index_is_held_to_its_folder_then_to_its_weights_once_gone(

@@ -168,24 +168,26 @@ class Died(BaseException):
 def test_death_before_the_commit_leaves_the_old_state(
     tmp_path: Path, tiny: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from searchkit.store import Store
+
     folder = tmp_path / "i"
     Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}])
-    original = Index._save_vectors
+    files = sorted(p.name for p in folder.iterdir())
+    original = Store.apply
 
-    def save_then_die(self: Index) -> None:
-        original(self)  # the new generation's vector file is on disk ...
-        raise Died  # ... but its transaction never commits
+    def apply_then_die(self: Store, run: str) -> Any:
+        original(self, run)  # the rows are in items, inside the write's transaction ...
+        raise Died  # ... which never commits
 
-    monkeypatch.setattr(Index, "_save_vectors", save_then_die)
+    monkeypatch.setattr(Store, "apply", apply_then_die)
     with pytest.raises(Died):
         Index.open(folder, embedder=tiny).add([{"id": "b", "text": "beta"}])
     monkeypatch.undo()
     reopened = Index.open(folder, embedder=tiny)
     assert [i["id"] for i in reopened.export()] == ["a"] and reopened.vectors.ntotal == 1
-    report = check(folder)
-    assert report.ok and any("leftover" in n for n in report.notes)  # the orphan vector file
+    assert sorted(p.name for p in folder.iterdir()) == files and check(folder).ok
     reopened.add([{"id": "b", "text": "beta"}])
-    assert check(folder).notes == [] and len(list(folder.glob("vectors-*.faiss"))) == 1
+    assert check(folder).notes == [] and reopened.vectors.ntotal == 2
 
 
 def test_death_after_the_commit_is_finished_on_open(
@@ -207,12 +209,15 @@ def test_death_after_the_commit_is_finished_on_open(
     assert reopened.manifest.items == 2 and check(folder).ok and check(folder).notes == []
 
 
-def test_a_missing_vectors_file_is_an_error_until_repaired(tmp_path: Path, tiny: Any) -> None:
+def test_a_missing_segment_file_is_an_error_until_repaired(tmp_path: Path, tiny: Any) -> None:
     folder = tmp_path / "i"
-    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
-    next(folder.glob("vectors-*.faiss")).unlink()
+    index = Index.create(folder, embedder=tiny)
+    index.add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
+    index.compact()
+    index.close()
+    next(folder.glob("segment-*.faiss")).unlink()
     with pytest.raises(
-        CorruptIndexError, match=r"vectors-\d+\.faiss is missing; run searchkit check --repair"
+        CorruptIndexError, match=r"segment-\d+-[0-9a-f]+\.faiss is missing; run searchkit check --repair"
     ):
         Index.open(folder, embedder=tiny)
     report = check(folder, repair=True)
@@ -223,21 +228,23 @@ def test_a_missing_vectors_file_is_an_error_until_repaired(tmp_path: Path, tiny:
 def test_a_reader_overtaken_between_its_snapshot_and_its_load_takes_a_new_snapshot(
     tmp_path: Path, tiny: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A writer may commit and remove the old vector file after a reader's snapshot named
-    it and before the reader opens it (seen in the service's load test)."""
+    """A compaction may commit and remove a segment file after a reader's snapshot named
+    it and before the reader maps it (seen in the service's load test)."""
     from searchkit.service import protocol
 
     folder = tmp_path / "i"
     Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}])
-    reader, writer = Index.open(folder, embedder=tiny), Index.open(folder, embedder=tiny)
-    writer.add([{"id": "b", "text": "beta"}])  # the reader is now one generation behind
+    reader, writer = Index.open(folder, embedder=tiny), Index.open(folder, embedder=tiny, load=False)
+    writer.add([{"id": "b", "text": "beta"}])
+    writer.compact()  # the reader is now behind, and must map the new segment
     load = protocol.VectorIndex.load
     overtaken: list[Path] = []
 
     def overtaking_load(path: Path, *args: Any, **kwargs: Any) -> Any:
-        if not overtaken:  # a writer gets in between, once
+        if not overtaken:  # a compaction gets in between, once
             overtaken.append(path)
             writer.add([{"id": "c", "text": "gamma"}])
+            writer.compact()
         return load(path, *args, **kwargs)
 
     monkeypatch.setattr(protocol.VectorIndex, "load", overtaking_load)
@@ -245,21 +252,25 @@ def test_a_reader_overtaken_between_its_snapshot_and_its_load_takes_a_new_snapsh
     assert overtaken and not overtaken[0].exists()
 
 
-def test_reads_map_the_vector_file_and_writes_load_their_own_copy(tmp_path: Path, tiny: Any) -> None:
-    """A mapped index aborts the process if FAISS is asked to change it: an Index that has
-    searched (mapped) and then writes must load the vectors again, unmapped."""
+def test_reads_map_the_segments_and_writes_load_no_vectors(tmp_path: Path, tiny: Any) -> None:
+    """A mapped index aborts the process if FAISS is asked to change it: segments are only
+    ever read, mapped; a write changes rows alone, so a writer needs no vectors at all."""
     folder = tmp_path / "i"
-    Index.create(folder, embedder=tiny).add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
+    index = Index.create(folder, embedder=tiny)
+    index.add([{"id": "a", "text": "alpha"}, {"id": "b", "text": "beta"}])
+    index.compact()
     index = Index.open(folder, embedder=tiny)
-    assert index.search("alpha", k=1)[0].id == "a" and index.vectors.mapped
-    index.add([{"id": "c", "text": "gamma"}])
-    assert not index.vectors.mapped and len(index) == 3
-    index.delete(["a"])
-    assert {h.id for h in index.search("alpha", k=5)} == {"b", "c"}
-    other = Index.open(folder, embedder=tiny)  # another reader maps the newest file
-    assert {h.id for h in other.search("alpha", k=5)} == {"b", "c"} and other.vectors.mapped
-    other.rebuild(metric="dot")
-    assert not other.vectors.mapped and check(folder).ok
+    assert index.search("alpha", k=1)[0].id == "a"
+    assert index.vectors.parts and all(p.vectors.mapped for p in index.vectors.parts)
+    writer = Index.open(folder, embedder=tiny, load=False)
+    files = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.faiss")}
+    writer.add([{"id": "c", "text": "gamma"}])
+    writer.delete(["a"])
+    assert writer.generation == -1  # it never loaded a vector
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.faiss")} == files
+    assert {h.id for h in index.search("alpha", k=5)} == {"b", "c"} and len(index) == 2
+    writer.rebuild(metric="dot")
+    assert {h.id for h in index.search("alpha", k=5)} == {"b", "c"} and check(folder).ok
 
 
 def test_build_refuses_another_metric_for_an_existing_index(tmp_path: Path, tiny: Any) -> None:
@@ -272,8 +283,12 @@ def test_info_reports_counts_and_files(indexes: dict[Metric, Index]) -> None:
     info = indexes[Metric.MANHATTAN].info()
     assert info["metric"] == "manhattan"
     assert info["counts"]["items"] == info["counts"]["vectors"] > 300
-    vectors = f"vectors-{info['generation']}.faiss"
-    assert {"manifest.json", "index.db", vectors} <= set(info["sizes"])
+    files = {segment["name"] for segment in info["segments"][:-1]}
+    assert {"manifest.json", "index.db", *files} <= set(info["sizes"])
+    assert (
+        sum(segment["vectors"] - segment["dead"] for segment in info["segments"]) == info["counts"]["items"]
+    )
+    assert info["segments"][-1]["name"] == "tail"
     assert info["model"]["sha256"] and info["index"]["faiss"] == "IDMap2,Flat"
 
 
@@ -309,9 +324,9 @@ def test_bad_items_through_the_api_change_nothing(tmp_path: Path, tiny: Any, ite
 def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, tiny: Any) -> None:
     """Reads share one Index across threads; a writer (its own Index) never shows them half a write.
 
-    The writer is held inside each write, its new vector file on disk and its transaction
-    not yet committed, until readers have run searches that began and ended within that
-    window: the test proves the overlap instead of hoping for it.
+    The writer is held inside each write, its rows changed and its transaction not yet
+    committed, until readers have run searches that began and ended within that window:
+    the test proves the overlap instead of hoping for it.
     """
     import threading
 
@@ -342,24 +357,27 @@ def test_one_index_read_from_many_threads_while_another_writes(tmp_path: Path, t
         except BaseException as exc:
             errors.append(exc)
 
-    def save_and_hold(save: Any) -> Any:
-        def held() -> None:
-            save()  # the new generation's vector file is on disk, uncommitted
+    def apply_and_hold(apply: Any) -> Any:
+        def held(run: str) -> Any:
+            changed = apply(run)  # the new rows are in items, uncommitted
             with enough:
                 phase[0] += 1
                 enough.wait_for(lambda: len(inside.get(phase[0], [])) >= wanted or bool(errors), 30)
                 phase[0] += 1
+            return changed
 
         return held
 
     threads = [threading.Thread(target=read) for _ in range(4)]
     for thread in threads:
         thread.start()
-    with Index.open(folder, embedder=tiny) as writer:
-        writer._save_vectors = save_and_hold(writer._save_vectors)  # type: ignore[method-assign]
-        for batch in range(5):
-            writer.add({"id": f"b{batch}-{i}", "text": f"batch {batch} item {i}"} for i in range(50))
-    done.set()
+    try:
+        with Index.open(folder, embedder=tiny) as writer:
+            writer.store.apply = apply_and_hold(writer.store.apply)  # type: ignore[method-assign]
+            for batch in range(5):
+                writer.add({"id": f"b{batch}-{i}", "text": f"batch {batch} item {i}"} for i in range(50))
+    finally:
+        done.set()  # the readers stop, whatever happened
     for thread in threads:
         thread.join(timeout=60)
     reader.close()
@@ -388,6 +406,7 @@ def test_a_metadata_only_upsert_updates_the_row_without_embedding(tmp_path: Path
     assert [h.id for h in index.search("hello", k=5, mode="keyword", where={"tag": "y"})] == ["a"]
     assert index.search("hello world", k=5, where={"tag": "x"})[0].id == "b"
     assert index.vectors.ids().tolist() == vectors and check(index.path).ok
+    assert index.store.died_since(-1) == []  # no vector replaced: no tombstone
 
 
 def test_a_changed_source_or_a_changed_json_type_is_an_update(tmp_path: Path, tiny: Any) -> None:
@@ -443,7 +462,8 @@ def test_ivf_plans_again_when_the_index_grows_past_four_times_its_training(tmp_p
     planned = index.manifest.layout.params["nlist"]
     import faiss
 
-    assert planned == 153 and faiss.downcast_index(index.vectors.index.index).nlist == planned
+    (segment,) = index.vectors.parts
+    assert planned == 153 and faiss.downcast_index(segment.vectors.index.index).nlist == planned
     info = index.info()
     assert (info["index"]["trained_at"], info["counts"]["items"]) == (6000, 6000)
     assert check(index.path).ok

@@ -63,7 +63,7 @@ def keys_to_ids(store: Store) -> dict[str, int]:
 # --- migrations ------------------------------------------------------------------
 
 
-MIGRATION_NAMES = ["initial", "fulltext", "metadata_index", "counts", "embeddings", "fields"]
+MIGRATION_NAMES = ["initial", "fulltext", "metadata_index", "counts", "embeddings", "fields", "segments"]
 
 
 def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
         "DROP TRIGGER items_embedding_delete;"
         "ALTER TABLE items ADD COLUMN embedding BLOB NOT NULL DEFAULT x'';"
         "UPDATE items SET embedding = (SELECT embedding FROM embeddings WHERE id = items.id);"
-        "DROP TABLE embeddings;"
+        "DROP TABLE embeddings; DROP TABLE tombstones; DROP TABLE segments;"
         "DROP TRIGGER items_fields_insert; DROP TRIGGER items_fields_delete;"
         "DROP TRIGGER items_fields_update;"
         "DROP TABLE field_values; DROP TABLE fields;"
@@ -116,7 +116,7 @@ def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_pat
 
 def test_migrations_create_the_tables(store: Store) -> None:
     tables = set(store.db.table_names())
-    assert {"items", "pending", "state", "_searchkit_migrations"} <= tables
+    assert {"items", "pending", "state", "segments", "tombstones", "_searchkit_migrations"} <= tables
     assert [r["name"] for r in store.db["_searchkit_migrations"].rows] == [
         "m001_initial",
         "m002_fulltext",
@@ -124,6 +124,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m004_counts",
         "m005_embeddings",
         "m006_fields",
+        "m007_segments",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -138,7 +139,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "truncated",
         "updated",
     }
-    assert {c.name for c in store.db["embeddings"].columns} == {"id", "embedding"}
+    assert {c.name for c in store.db["embeddings"].columns} == {"id", "embedding", "gen"}
 
 
 def test_opening_a_missing_database_without_create_is_refused(tmp_path: Path) -> None:

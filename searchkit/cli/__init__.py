@@ -19,6 +19,7 @@ for _name, _run in (
     ("info", reading.info_cmd),
     ("export", reading.export_cmd),
     ("delete", writing.delete_cmd),
+    ("compact", writing.compact_cmd),
     ("rebuild", writing.rebuild_cmd),
     ("check", writing.check_cmd),
     ("serve", serve.serve_cmd),

@@ -136,6 +136,14 @@ def info_cmd(
     )
     typer.echo(f"truncated:  {data['counts']['truncated']} text(s) longer than max_seq_length")
     typer.echo(f"fields:     {', '.join(data['fields']) or '(none indexed)'}")
+    for n, segment in enumerate(data["segments"]):
+        label = "segments:" if n == 0 else ""
+        first, last = segment.get("generations", ["", ""])
+        span = f", generations {first}-{last}" if segment["name"] != "tail" else " (not sealed yet)"
+        typer.echo(
+            f"{label:<11} {segment['name']}: {segment['vectors']} vectors, {segment['dead']} dead, "
+            f"{segment['type']}{span}"
+        )
     typer.echo(f"created:    {data['created']}  updated: {data['updated']}")
     typer.echo("files:      " + ", ".join(f"{n} {_size(s)}" for n, s in data["sizes"].items()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from searchkit.cli.options import (
     index_options,
 )
 
-__all__ = ["check_cmd", "delete_cmd", "index_cmd", "index_field_cmd", "rebuild_cmd"]
+__all__ = ["check_cmd", "compact_cmd", "delete_cmd", "index_cmd", "index_field_cmd", "rebuild_cmd"]
 
 
 def index_cmd(
@@ -157,6 +158,24 @@ def delete_cmd(
     typer.echo(f"{index}: {report.deleted} deleted ({total} items left) in {report.seconds:.2f} s")
     for note in report.notes:
         typer.echo(f"  {note}")
+
+
+def compact_cmd(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+) -> None:
+    """Run the merge policy now: seal new vectors into a segment, merge small segments,
+    drop deleted vectors (serve does this in the background). Searches go on meanwhile."""
+    from searchkit.service import Index
+
+    with Index.open(index, load=False) as opened:
+        started = time.perf_counter()
+        done = opened.compact()
+        segments = opened.segments()
+    seconds = time.perf_counter() - started
+    files = len(segments) - 1
+    typer.echo(f"{index}: {len(done)} step(s) in {seconds:.1f} s; {files} segment(s) now")
+    for step in done:
+        typer.echo(f"  {step}")
 
 
 def rebuild_cmd(

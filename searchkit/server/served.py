@@ -7,7 +7,9 @@ Each index is opened twice, both sharing one loaded model:
   it picks up every committed generation, the server's own or another process's
   (`searchkit index` run beside the server), on its next read;
 - a writer, used by one request at a time (a `threading.Lock`); the index's ``flock``
-  keeps other processes out. Its write is durable when `add` / `delete` return.
+  keeps other processes out. Its write is durable when `add` / `delete` return. It
+  changes rows only and loads no vectors; its `Compactor` thread seals and merges
+  segments in the background (service/compaction.py).
 
 Names come only from the folders served, never from a request.
 """
@@ -57,6 +59,8 @@ class ServedIndex:
 
     def close(self) -> None:
         with self.write_lock:  # a write still running in a worker thread finishes first
+            if self.writer.compactor is not None:
+                self.writer.compactor.close()  # a compaction step under way finishes first
             self.writer.close()
             self.reader.close()
 
@@ -78,7 +82,7 @@ class Shelf:
                 reader = Index.open(folder, model=model, backend=backend)
                 try:
                     # reader.embedder loads the model: once per model, however many indexes use it.
-                    opened[name] = ServedIndex(name, reader, Index.open(folder, embedder=reader.embedder))
+                    opened[name] = _served(name, folder, reader)
                 except BaseException:
                     reader.close()
                     raise
@@ -108,6 +112,20 @@ class Shelf:
     def close(self) -> None:
         for served in self.indexes.values():
             served.close()
+
+
+def _served(name: str, folder: Path, reader: Index) -> ServedIndex:
+    """The reader, and a writer that loads no vectors (writes change rows only), with the
+    background compaction of its index (its own Index: its own SQLite connection)."""
+    from searchkit.service.compaction import Compactor
+
+    writer = Index.open(folder, embedder=reader.embedder, load=False)
+    try:
+        writer.compactor = Compactor(Index.open(folder, embedder=reader.embedder, load=False))
+    except BaseException:
+        writer.close()
+        raise
+    return ServedIndex(name, reader, writer)
 
 
 def _named_folders(paths: Sequence[str | Path]) -> dict[str, Path]:

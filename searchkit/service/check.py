@@ -20,9 +20,10 @@ from searchkit.errors import CorruptIndexError, IndexFileError, IndexNotFoundErr
 from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import prepare
+from searchkit.segments.build import layout_for
 from searchkit.service.creation import finish_first_commit
 from searchkit.service.index import Index
-from searchkit.service.protocol import DB_FILE, storage_errors, vectors_file
+from searchkit.service.protocol import DB_FILE, is_vector_file, storage_errors
 from searchkit.store import Store, writable
 from searchkit.stored_vectors import StoredVectors
 from searchkit.types import CheckReport, Metric
@@ -91,9 +92,11 @@ def _finish_interrupted_write(
     if not _readable(folder):
         return
     manifest = Manifest.read(folder)
-    if manifest.generation == store.generation or not (folder / vectors_file(store.generation)).exists():
-        return  # consistent, or a missing vector file: a problem for _inspect to report
-    Index(folder, manifest.with_config(store.config), store, embedder)._after_commit()
+    if manifest.generation == store.generation:
+        return
+    index = Index(folder, manifest.with_config(store.config), store, embedder)
+    index._after_commit()
+    index._remove_unlisted()
     report.notes.append(
         f"finished an interrupted write (generation {manifest.generation} -> {store.generation})"
     )
@@ -153,51 +156,74 @@ def _inspect(folder: Path, store: Store, report: CheckReport) -> None:
 def _inspect_vectors(
     folder: Path, store: Store, expected: Manifest, report: CheckReport, skip: set[int]
 ) -> None:
-    path = folder / vectors_file(store.generation)
-    if not path.exists():
-        report.problems.append(f"vectors: {path.name} is missing")
-        return
-    try:
-        vectors = VectorIndex.load(path, expected.metric, expected.layout, expected.model.dimension)
-    except CorruptIndexError as exc:
-        report.problems.append(f"vectors: {exc}")
-        return
-    faiss_ids = vectors.ids()
+    """Each segment against the store: its file there and readable, of its type, its live
+    versions (tombstoned ones left out) the stored embeddings; together with the tail,
+    every item once."""
+    held = [store.tail_ids()]
+    for record in store.segments():
+        path = folder / record.name
+        if not path.exists():
+            report.problems.append(f"vectors: segment {record.name} is missing")
+            continue
+        layout = layout_for(record.kind, expected.layout)
+        try:
+            vectors = VectorIndex.load(path, expected.metric, layout, expected.model.dimension, mapped=True)
+        except CorruptIndexError as exc:
+            report.problems.append(f"vectors: {exc}")
+            continue
+        ids = vectors.ids()
+        unique = np.unique(ids)
+        if len(unique) != len(ids):
+            report.problems.append(f"vectors: {record.name}: {len(ids) - len(unique)} duplicated id(s)")
+        dead = store.dead_between(record.first, record.last)
+        unknown = np.setdiff1d(dead, unique)
+        if len(unknown):
+            report.problems.append(
+                f"vectors: {record.name}: {len(unknown)} tombstone(s) of ids it does not hold"
+            )
+        live = np.setdiff1d(unique, dead)
+        held.append(live)
+        try:
+            stored = vectors.stored()
+        except CorruptIndexError as exc:
+            report.problems.append(f"vectors: {record.name}: {exc}")
+            continue
+        if stored.kind != record.kind:
+            report.problems.append(
+                f"vectors: {record.name} holds a {stored.kind} index, the database says {record.kind}"
+            )
+            continue
+        _compare_vectors(store, stored, expected.metric, report, skip, live)
+    if store.unknown_tombstones():
+        report.problems.append(
+            f"vectors: {store.unknown_tombstones()} tombstone(s) of versions no segment holds"
+        )
+    everything = np.concatenate(held)
+    unique = np.unique(everything)
+    if len(unique) != len(everything):
+        report.problems.append(
+            f"vectors: {len(everything) - len(unique)} item(s) held twice (in two segments)"
+        )
     row_ids = store.ids()
-    unique = np.unique(faiss_ids)
-    if len(unique) != len(faiss_ids):
-        report.problems.append(f"vectors: {len(faiss_ids) - len(unique)} duplicated id(s)")
     orphans = np.setdiff1d(unique, row_ids)
     missing = np.setdiff1d(row_ids, unique)
     if len(orphans):
         report.problems.append(f"vectors: {len(orphans)} vector(s) with no item (orphans)")
     if len(missing):
         report.problems.append(f"vectors: {len(missing)} item(s) with no vector")
-    try:
-        stored = vectors.stored()
-    except CorruptIndexError as exc:
-        report.problems.append(f"vectors: {path.name}: {exc}")
-        return
-    if stored.kind != expected.layout.kind:
-        report.problems.append(
-            f"vectors: {path.name} holds a {stored.kind} index, the manifest says {expected.layout.kind}"
-        )
-        return
-    _compare_vectors(store, stored, expected.metric, report, skip)
 
 
 def _compare_vectors(
-    store: Store, stored: StoredVectors, metric: Metric, report: CheckReport, skip: set[int]
+    store: Store, stored: StoredVectors, metric: Metric, report: CheckReport, skip: set[int], live: np.ndarray
 ) -> None:
-    """Every stored embedding against what FAISS holds for it; for IVF-PQ, whose codec
-    searches every centroid and codebook, a random sample of `_PQ_SAMPLE` items."""
-    ids = np.setdiff1d(store.ids(), np.fromiter(skip, dtype=np.int64, count=len(skip)))
+    """A segment's `live` ids' stored embeddings against what FAISS holds for them; for
+    IVF-PQ, whose codec searches every centroid and codebook, a random sample of `_PQ_SAMPLE`."""
+    ids = np.setdiff1d(live, np.fromiter(skip, dtype=np.int64, count=len(skip)))
     sampled = stored.costly and len(ids) > _PQ_SAMPLE
     if sampled:
         ids = np.sort(np.random.default_rng().choice(ids, _PQ_SAMPLE, replace=False))
     wrong = 0
-    # Every item's embedding is read in batches, by id where some are left out.
-    for batch_ids, batch in store.iter_embeddings(ids if sampled or skip else None):
+    for batch_ids, batch in store.iter_embeddings(ids):
         wrong += len(stored.differing(batch_ids, prepare(batch, metric)))
     if wrong:
         within = f" (in a sample of {_PQ_SAMPLE} of {store.count()})" if sampled else ""
@@ -251,11 +277,10 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
     if any(not p.startswith((_KEYWORD, _COUNTERS, _FIELDS)) for p in report.problems):
         with store.transaction():
             index._rebuild_vectors()
-            index._save_vectors()
         index._after_commit()
+        index._remove_unlisted()
         report.repaired.append(
-            f"rebuilt {vectors_file(store.generation)} ({index.vectors.ntotal} vectors) "
-            f"and {MANIFEST} from the database"
+            f"rebuilt the vectors as one segment ({store.count()} vectors) and {MANIFEST} from the database"
         )
 
 
@@ -268,11 +293,11 @@ def _readable(folder: Path) -> bool:
 
 
 def _leftovers(folder: Path, store: Store) -> list[Path]:
-    current = vectors_file(store.generation)
+    listed = {record.name for record in store.segments()}
     inside = [
         p
         for p in folder.iterdir()
-        if p.name.endswith(".tmp") or (p.name.startswith("vectors-") and p.name != current)
+        if p.name.endswith(".tmp") or (is_vector_file(p.name) and p.name not in listed)
     ]
     beside = list(folder.parent.glob(f".{folder.name}.creating-*"))
     return sorted(inside + beside)

@@ -22,7 +22,7 @@ from searchkit.errors import IndexNotFoundError, InputError, SearchkitError, Usa
 from searchkit.lock import LOCK_FILE, WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.service.model_check import check_model
-from searchkit.service.protocol import DB_FILE, storage_errors, vectors_file
+from searchkit.service.protocol import DB_FILE, is_vector_file, storage_errors
 from searchkit.store import Store
 from searchkit.types import Metric, Record, WriteReport
 from searchkit.vectors import plan
@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 __all__ = ["build", "create", "finish_first_commit", "recover"]
 
 # What a folder being created holds besides the manifest (anything else is the user's).
-_OURS = {LOCK_FILE, DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", f"{MANIFEST}.tmp"}
+_OURS = {
+    LOCK_FILE,
+    "compact-lock",
+    DB_FILE,
+    f"{DB_FILE}-wal",
+    f"{DB_FILE}-shm",
+    f"{DB_FILE}-journal",
+    f"{MANIFEST}.tmp",
+}
 
 
 def build(
@@ -162,12 +170,11 @@ def finish_first_commit(folder: Path, store: Store) -> Manifest | None:
     from searchkit.service.index import Index
 
     config = store.config
-    if not config or not store.count() or not (folder / vectors_file(store.generation)).exists():
+    if not config or not store.count():
         return None
     index = Index(folder, Manifest.from_config(config), store)
     with storage_errors(folder):
-        index._synced(lambda: None)
-        index._after_commit()  # the manifest, and the empty vectors of the creation removed
+        index._after_commit()
     return index.manifest
 
 
@@ -203,13 +210,10 @@ def _lay_out(
         # The first commit happened, its manifest did not: this is an index now.
         index = Index(folder, Manifest.from_config(store.config), store, embedder)
         check_model(folder, index.manifest.model, fingerprint)
-        index._synced(lambda: None)
         index._after_commit()
         return index
     index = Index(folder, manifest, store, embedder)
-    with store.transaction():
-        store.set_config(manifest.config())
-        index._save_vectors()
+    store.set_config(manifest.config())
     return index
 
 
@@ -268,7 +272,7 @@ def _check_folder(folder: Path) -> None:
 
 
 def _ours(path: Path) -> bool:
-    return path.name in _OURS or (path.name.startswith("vectors-") and ".faiss" in path.name)
+    return path.name in _OURS or is_vector_file(path.name.removesuffix(".tmp"))
 
 
 def _discard_if_unused(folder: Path, made: bool) -> None:

@@ -17,16 +17,21 @@ from typing import Any
 import numpy as np
 
 from searchkit import embedder as embedding
+from searchkit import faults
 from searchkit.errors import IndexNotFoundError, UsageError
 from searchkit.manifest import Manifest
 from searchkit.service.model_check import check_asked_model, check_model, expected_model, model_to_load
-from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_vectors, storage_errors, vectors_file
+from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_view, storage_errors
 from searchkit.service.search import MAX_K
 from searchkit.store import Store
 from searchkit.types import Hits, Metric, Mode, Record, WriteReport
 from searchkit.vectors import plan
 
-__all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors", "vectors_file"]
+__all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors"]
+
+# A bulk ingest commits (and seals into a segment) every this many items: its cost per
+# chunk stays flat, and an interrupted one keeps what it committed.
+COMMIT_EVERY = 50_000
 
 
 class Index(WriteProtocol):
@@ -53,10 +58,12 @@ class Index(WriteProtocol):
         # Where to load the model from, and with which engine, when it is first needed.
         self._model = model
         self._backend = None if backend == "auto" else backend
-        self.vectors = empty_vectors(manifest)
-        self.generation = -1  # of the vectors in memory; -1: none loaded yet
-        self._writer = False
+        self._current = (empty_view(manifest), manifest)
         self._held_lock = None
+        self._holding = 0  # depth of _locked in this object (a compaction inside a write)
+        # serve's background compaction (compaction.Compactor); without one, a write
+        # seals and merges itself once the tail is full.
+        self.compactor: Any = None
         # Reads may come from several threads (the HTTP service shares one Index among
         # them): each snapshot swaps in a generation, then uses it, as one step.
         self._snapshot_lock = threading.RLock()
@@ -95,8 +102,10 @@ class Index(WriteProtocol):
         model: str | None = None,
         backend: str | None = None,
         embedder: embedding.Embedder | None = None,
+        load: bool = True,
     ) -> Index:
-        """Open an existing index.
+        """Open an existing index (`load`: its vectors now, as reads need; a writer alone,
+        which changes rows only, need not load them).
 
         `model` (a name or a folder: the index's own model, perhaps moved) and `backend`
         are what its model is loaded with; a model whose fingerprint differs is refused
@@ -114,8 +123,9 @@ class Index(WriteProtocol):
         store = Store(folder / DB_FILE, manifest.model.dimension)
         index = cls(folder, manifest, store, embedder, model=model, backend=backend)
         try:
-            index._synced(lambda: None)
-            if index.manifest.generation != index.generation:
+            if load:
+                index._synced(lambda _: None)
+            if index.manifest.generation != index.store.generation:
                 index._finish_interrupted_write()
         except BaseException:
             index.close()
@@ -159,7 +169,30 @@ class Index(WriteProtocol):
     # --- reading -------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._synced(self.store.count)
+        with self._snapshot_lock, self.store.transaction():
+            return self.store.count()
+
+    @property
+    def vectors(self) -> Any:
+        """The vectors of the latest generation: a `SegmentView` (segments/view.py)."""
+        return self._synced(lambda snap: snap.vectors)
+
+    def segments(self) -> list[dict[str, Any]]:
+        """The committed segments: file, generations, entries, dead versions, type; and the tail."""
+        with self._snapshot_lock, self.store.transaction():
+            dead = self.store.dead_counts()
+            listed: list[dict[str, Any]] = [
+                {
+                    "name": r.name,
+                    "generations": [r.first, r.last],
+                    "vectors": r.vectors,
+                    "dead": r.marked + dead.get(r.name, 0),
+                    "type": r.kind,
+                }
+                for r in self.store.segments()
+            ]
+            listed.append({"name": "tail", "vectors": self.store.tail_count(), "dead": 0, "type": "memory"})
+            return listed
 
     def search(
         self,
@@ -197,25 +230,26 @@ class Index(WriteProtocol):
     def info(self) -> dict[str, Any]:
         """The manifest, the live counts, the fields indexed and the size of each file."""
         counts, fields = self._synced(
-            lambda: (
+            lambda snap: (
                 {
-                    "items": self.store.count(),
-                    "vectors": self.vectors.ntotal,
-                    "truncated": self.store.truncated_count(),
+                    "items": snap.store.count(),
+                    "vectors": snap.vectors.ntotal,
+                    "truncated": snap.store.truncated_count(),
                 },
-                self.store.indexed_fields(),
+                snap.store.indexed_fields(),
             )
         )
         data = self.manifest.to_json()
         data["path"] = str(self.path)
         data["counts"] = counts
         data["fields"] = fields
+        data["segments"] = self.segments()
         data["sizes"] = _file_sizes(self.path)
         return data
 
     def fields(self) -> list[str]:
         """The metadata fields with a field index (see `index_field`), by name."""
-        return self._synced(self.store.indexed_fields)
+        return self._synced(lambda snap: snap.store.indexed_fields())
 
     def index_field(self, *fields: str, drop: bool = False, lock_timeout: float = 60.0) -> list[str]:
         """Index metadata fields, as Qdrant's payload indexes: a filter's equalities, ``$in``
@@ -276,12 +310,19 @@ class Index(WriteProtocol):
             if split != "none":
                 records = ingest.pieces(records, split, self.store, stale)
             chunk = max(256, batch_size * 8)
+            staged = 0
             while batch := list(islice(records, chunk)):
                 ingest.stage(self, run, batch, batch_size, report)
+                staged += len(batch)
                 if on_progress is not None:
                     on_progress(len(batch))
+                if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
+                    self._commit_run(run, [], report)
+                    self._seal()
+                    run, staged = ingest.new_run(), 0
             if self.store.pending_count(run) or stale:
                 self._commit_run(run, stale, report)
+        self._maintain(report)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -295,12 +336,12 @@ class Index(WriteProtocol):
             with self.store.transaction():
                 found = {key: self.store.piece_keys(key) for key in keys}
                 doomed = sorted(set().union(*found.values()))
-                removed = self.store.delete(doomed)
+                removed = self.store.delete(doomed)  # the tombstones are the triggers'
                 if removed:
-                    self.vectors.remove(np.asarray(removed, dtype=np.int64))
-                    self._save_vectors()
+                    faults.reach("in-commit")
             if removed:
                 self._after_commit()
+        self._maintain(report)
         report.deleted = len(removed)
         split = [key for key, pieces in found.items() if pieces - {key}]
         if split:
@@ -340,11 +381,38 @@ class Index(WriteProtocol):
                 self.store.set_config(config)
                 self.manifest = self.manifest.with_config(config)
                 report.notes.append(self._rebuild_vectors())
-                self._save_vectors()
+                faults.reach("in-commit")
             self._after_commit()
+            self._remove_unlisted()
         report.unchanged = self.store.count()
         report.seconds = time.perf_counter() - started
         return report
+
+    def compact(self, force: bool = True, lock_timeout: float = 60.0) -> list[str]:
+        """Run the merge policy now (segments/policy.py): seal the tail into a segment, merge
+        the segments it plans to, vacuum those with many dead vectors; what it did. Searches
+        go on meanwhile; writes wait only for each step's commit."""
+        from searchkit.service.compaction import compact
+
+        with storage_errors(self.path):
+            return compact(self, force=force, lock_timeout=lock_timeout)
+
+    def _seal(self) -> None:
+        """Under the write lock, between a bulk ingest's chunks: the chunk becomes a segment."""
+        from searchkit.service.compaction import compact
+
+        if self.compactor is None:
+            compact(self, seal_only=True)
+
+    def _maintain(self, report: WriteReport) -> None:
+        """After a write: the background compaction is told, or the policy runs here."""
+        from searchkit.service.compaction import maintain
+
+        if self.compactor is not None:
+            self.compactor.nudge()
+            return
+        with storage_errors(self.path):
+            maintain(self)
 
     def check(self, repair: bool = False) -> Any:
         """Compare manifest, FAISS ids and SQLite rows; with `repair`, restore them from SQLite."""

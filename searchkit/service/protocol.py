@@ -3,29 +3,31 @@
 An index is a folder::
 
     INDEX/
-      manifest.json       what the index is (manifest.py), rewritten after each write
-      index.db            SQLite, the source of truth (store/)
-      vectors-<G>.faiss   the FAISS index over row ids, as of store generation G
-      lock                the write lock (lock.py)
+      manifest.json           what the index is (manifest.py), rewritten after each write
+      index.db                SQLite, the source of truth and the log of writes (store/)
+      segment-<G>-<id>.faiss  immutable FAISS segments, listed in index.db (segments/)
+      lock, compact-lock      the write lock and the compaction lock (lock.py)
 
-The order of every write, under the lock (a first ingest takes it before it makes the
-folder's files, creation.py):
+A write changes SQLite alone, under the write lock (a first ingest takes it before it
+makes the folder's files, creation.py), so it costs what it changes:
 
 1. Embedded rows are committed to ``pending`` batch by batch. A crash here
    leaves ``items`` untouched; the next ingest reuses those embeddings.
-2. One SQLite transaction changes ``items`` (or ``config``) and bumps the
-   generation to G. Inside it, before it commits, the vectors for G are written
-   to ``vectors-G.faiss`` (temp file, fsync, rename).
-3. The transaction commits: this is the moment the write happens. A crash
-   before it leaves the old state and, at worst, an orphan ``vectors-G.faiss``
-   that the next write overwrites or removes.
-4. The manifest is rewritten and older vector files are removed.
+2. One SQLite transaction changes ``items``, ``embeddings`` (each with the generation
+   it is written in) and bumps the generation to G; triggers write the tombstones of the
+   versions it replaced or deleted, and keep the counters.
+3. The transaction commits: this is the moment the write happens.
+4. The manifest is rewritten (an O(1) summary; the store wins where they disagree).
 
 Each step has a named fault point (faults.py) where a crash test kills the process.
 
-A vector file never changes once written, and a reader takes the generation, the
-config and the rows from one SQLite snapshot and loads ``vectors-G.faiss`` for
-that generation: it sees the index before or after a write, never a mix.
+No write touches a vector file. A reader (`_synced`) takes the generation, the segment
+list and the rows from one SQLite snapshot: it maps the segments it has not loaded yet,
+adds the tombstones and embeddings written since its own generation (both indexed by
+generation) to its tail and dead sets, and searches that view: before or after a write,
+never a mix. Sealing the tail into segment files and merging them is compaction
+(compaction.py), which commits a new segment list the same way; a rebuild (another
+metric or type, IVF retrained) writes one new segment of everything inside its write.
 
 `WriteProtocol` implements this order for the `Index` facade (index.py), its base class.
 """
@@ -36,8 +38,9 @@ import contextlib
 import errno
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -48,12 +51,15 @@ from searchkit.errors import CorruptIndexError, StorageError
 from searchkit.lock import WriteLock
 from searchkit.manifest import Manifest
 from searchkit.metrics import prepare
+from searchkit.segments.build import layout_for
+from searchkit.segments.view import Part, SegmentView, Tail
 from searchkit.service.model_check import record_pipeline
 from searchkit.store import Store
-from searchkit.types import WriteReport
+from searchkit.store.catalog import SegmentRecord
+from searchkit.types import Metric, WriteReport
 from searchkit.vectors import Layout, VectorIndex, plan
 
-__all__ = ["DB_FILE", "WriteProtocol", "empty_vectors", "storage_errors", "vectors_file"]
+__all__ = ["DB_FILE", "Snapshot", "WriteProtocol", "empty_view", "segment_file", "storage_errors"]
 
 DB_FILE = "index.db"
 # A write that takes the count this many times past (or below) the count the layout was
@@ -66,128 +72,180 @@ _SNAPSHOT_ATTEMPTS = 20
 T = TypeVar("T")
 
 
-def vectors_file(generation: int) -> str:
-    return f"vectors-{generation}.faiss"
+def segment_file(generation: int) -> str:
+    """A new segment's file name: never one handed out before (the generation it was
+    built as of, and a random part: a crashed build's orphan is never overwritten)."""
+    return f"segment-{generation:06d}-{uuid.uuid4().hex[:8]}.faiss"
+
+
+def is_vector_file(name: str) -> bool:
+    """A segment file (or the single vector file of an index made before segments)."""
+    return name.endswith(".faiss") and name.startswith(("segment-", "vectors-"))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read sees: the store inside this thread's SQLite snapshot, and the vectors
+    and manifest of that snapshot's generation. Search, check and quality take one."""
+
+    store: Store
+    vectors: SegmentView
+    manifest: Manifest
+
+    @property
+    def metric(self) -> Metric:
+        return self.manifest.metric
 
 
 class WriteProtocol:
     """The order of writes and the consistent reads of an open index (see above).
 
     The base of `Index`, which owns these attributes; the rest of the service calls
-    these methods on an `Index` (ingest, check, search).
+    these methods on an `Index` (ingest, check, search, compaction).
     """
 
     path: Path
     manifest: Manifest
     store: Store
-    vectors: VectorIndex
-    generation: int  # of the vectors in memory; -1: none loaded yet
+    # What reads search: the segments and tail of one generation, and the manifest (config)
+    # of that generation; swapped as one.
+    _current: tuple[SegmentView, Manifest]
     _snapshot_lock: threading.RLock
-    _writer: bool  # inside _writing: load vectors unmapped, to change them
     _held_lock: WriteLock | None  # taken by the caller (a first ingest holds it from the start)
+    _holding: int  # how deep in _locked this object is (a compaction inside a write)
+
+    @property
+    def generation(self) -> int:
+        """The generation of the vectors in memory; -1: none loaded yet."""
+        return self._current[0].generation
 
     @contextlib.contextmanager
     def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the write lock, start from the latest committed state, map disk failures."""
+        """Hold the write lock and map disk failures. A write changes rows only: it loads no vectors."""
         with self._locked(lock_timeout, on_lock_wait):
-            self._writer = True
-            try:
-                if self.generation >= 0 and self.vectors.mapped:
-                    self.generation = -1  # read-only in memory: load them again, to change them
-                self._synced(lambda: None)
-                yield
-            except BaseException:
-                self.generation = -1  # the vectors in memory may hold an uncommitted change
-                raise
-            finally:
-                self._writer = False
+            yield
 
     @contextlib.contextmanager
     def _locked(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the write lock (unless the caller holds it already) and map disk failures:
-        for a write of rows alone, which changes no vectors (field indexes)."""
-        held = self._held_lock is not None
+        """Hold the write lock (unless the caller holds it already) and map disk failures."""
+        held = self._held_lock is not None or self._holding > 0
         lock = contextlib.nullcontext() if held else WriteLock(self.path, lock_timeout, on_lock_wait)
         with storage_errors(self.path), lock:
-            yield
+            self._holding += 1
+            try:
+                yield
+            finally:
+                self._holding -= 1
 
     def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
         """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""
         with self.store.transaction():
             record_pipeline(self)  # an index older than pipeline digests gets its model's
-            changed = self.store.apply(run)
-            removed = np.asarray(self.store.delete(stale), dtype=np.int64)
-            report.deleted = len(removed)
-            if self._needs_new_layout(self.store.count()) or self.vectors.needs_training:
+            self.store.apply(run)
+            report.deleted = len(self.store.delete(stale))
+            if self._needs_new_layout(self.store.count()) or self._untrained():
                 report.notes.append(self._rebuild_vectors())
-            else:
-                # Once, not once a batch: each call is O(n).
-                self.vectors.remove(np.concatenate([changed, removed]))
-                for ids, vectors in self.store.iter_embeddings(changed):
-                    self.vectors.add(ids, prepare(vectors, self.manifest.metric), replace=False)
-            self._save_vectors()
+            faults.reach("in-commit")
         self._after_commit()
 
-    def _save_vectors(self) -> None:
-        """Inside the write's transaction: the vectors of the generation about to commit."""
-        self.vectors.save(self.path / vectors_file(self.store.generation))
-        self.generation = self.store.generation
-        faults.reach("in-commit")
+    def _untrained(self) -> bool:
+        """An IVF, PQ or SQ layout no segment has been trained for yet (its first items)."""
+        kind = self.manifest.layout.kind
+        return self.manifest.layout.trained and all(r.kind != kind for r in self.store.segments())
 
     def _after_commit(self) -> None:
-        """Step 4: the manifest, then the vector files of older generations."""
+        """Step 4: the manifest, then the vector files no committed segment lists."""
         faults.reach("after-commit")
         self.manifest = self.manifest.advance(
             self.store.generation, self.store.count(), self.store.truncated_count()
         )
         self.manifest.write(self.path)
         faults.reach("after-manifest")
-        current = vectors_file(self.store.generation)
-        for old in self.path.glob("vectors-*.faiss"):
-            if old.name != current:
-                old.unlink(missing_ok=True)
         self.store.reclaim()
 
-    def _synced(self, read: Callable[[], T]) -> T:
-        """Run `read` in one SQLite snapshot, with the vectors of that snapshot's generation.
+    def _remove_unlisted(self) -> None:
+        """Under the write lock: remove the segment files the committed set no longer lists
+        (a reader that mapped one keeps it until it lets go; one that wanted it reads again)."""
+        listed = {record.name for record in self.store.segments()}
+        for path in self.path.iterdir():
+            if is_vector_file(path.name) and path.name not in listed:
+                path.unlink(missing_ok=True)
 
-        A writer removes the vector file of the generation before its own, so a
-        snapshot that was just overtaken may find its file gone: take a new one.
-        Safe to call from several threads at once; writes are not (one writer per Index).
+    def _synced(self, read: Callable[[Snapshot], T]) -> T:
+        """Run `read` on one `Snapshot`: this thread's SQLite snapshot and the vectors of its
+        generation. Safe from several threads at once: each has its own connection, and
+        only catching the view up with a new generation takes a lock, not the search.
+
+        A compaction removes the segment files it merged, so a snapshot that was just
+        overtaken may find one gone: take a new one.
         """
-        missing = -1
+        missing = ""
         for _ in range(_SNAPSHOT_ATTEMPTS):
-            with self._snapshot_lock, self.store.transaction():
+            with self.store.transaction():
                 generation = self.store.generation
-                if self._sync():
-                    return read()
-            if generation == missing:
-                break  # the same generation's file gone twice: no writer overtook us, it is lost
-            missing = generation
+                view, manifest = self._current
+                gone = None
+                if view.generation < generation:
+                    with self._snapshot_lock:
+                        view, manifest = self._current
+                        if view.generation < generation:
+                            gone = self._sync()
+                            view, manifest = self._current
+                if gone is None and view.generation == generation:
+                    return read(Snapshot(self.store, view, manifest))
+            if gone is not None:
+                if gone == missing:
+                    break  # the same file gone twice: no compaction overtook us, it is lost
+                missing = gone
+            # else a newer view than this snapshot was swapped in meanwhile: a newer snapshot
         raise CorruptIndexError(
-            f"{self.path}: {vectors_file(missing)} is missing; run searchkit check --repair"
+            f"{self.path}: {missing or 'a segment file'} is missing; run searchkit check --repair"
         )
 
-    def _sync(self) -> bool:
-        """Inside a snapshot: load the vectors of the store's generation; False if their file is gone."""
+    def _sync(self) -> str | None:
+        """Inside a snapshot, under the snapshot lock: catch the view up with the store's
+        generation; the name of a segment file that is gone, if one is (removed by a
+        compaction after the snapshot began)."""
         generation = self.store.generation
-        if generation == self.generation:
-            return True
-        path = self.path / vectors_file(generation)
-        manifest = self.manifest.with_config(self.store.config)
-        dimension = manifest.model.dimension
-        try:
-            # Reads map the file (fast to load, shared page cache); a writer needs its own copy.
-            self.vectors = VectorIndex.load(
-                path, manifest.metric, manifest.layout, dimension, mapped=not self._writer
+        view, _ = self._current
+        config = self.store.config
+        manifest = self.manifest.with_config(config) if config else self.manifest
+        metric, dimension = manifest.metric, manifest.model.dimension
+        if manifest.config() != self._current[1].config():
+            view = empty_view(manifest)  # another metric or layout: nothing carries over
+        died = self.store.died_since(view.generation) if view.generation >= 0 else []
+        parts, known = [], {p.name: p for p in view.parts}
+        for record in self.store.segments():
+            part = known.get(record.name)
+            if part is None:
+                try:
+                    layout = layout_for(record.kind, manifest.layout)
+                    loaded = VectorIndex.load(self.path / record.name, metric, layout, dimension, mapped=True)
+                except CorruptIndexError:
+                    if (self.path / record.name).exists():
+                        raise
+                    return record.name
+                dead = self.store.dead_between(record.first, record.last)
+                part = Part(record.name, record.first, record.last, loaded, dead)
+            elif died:
+                more = [i for i, old in died if record.first <= old <= record.last]
+                if more:
+                    part = part.with_dead(np.asarray(more, dtype=np.int64))
+            parts.append(part)
+        sealed = max((p.last for p in parts), default=-1)
+        if view.generation < 0 or sealed != view.sealed:
+            tail, since = Tail.empty(dimension), sealed
+        else:
+            dead = np.asarray([i for i, old in died if old > sealed], dtype=np.int64)
+            tail, since = (
+                view.tail.changed(dead, dead[:0], np.zeros((0, dimension), np.float32)),
+                view.generation,
             )
-        except CorruptIndexError:
-            if path.exists():
-                raise
-            return False  # removed by a writer that committed after this snapshot began
+        for ids, vectors in self.store.written_since(since):
+            tail = tail.changed(ids[:0], ids, prepare(vectors, metric))
         self.manifest = manifest
-        self.generation = generation
-        return True
+        self._current = (SegmentView(metric, tuple(parts), tail, generation, sealed), manifest)
+        return None
 
     def _finish_interrupted_write(self) -> None:
         """A write committed but did not rewrite the manifest: do it, if no writer is at work."""
@@ -195,8 +253,8 @@ class WriteProtocol:
         with contextlib.suppress(OSError, sqlite3.Error):
             if lock.try_acquire():
                 try:
-                    self._synced(lambda: None)
                     self._after_commit()
+                    self._remove_unlisted()
                 finally:
                     lock.release()
 
@@ -217,19 +275,25 @@ class WriteProtocol:
         return count >= REPLAN_FACTOR * trained_at or count * REPLAN_FACTOR <= trained_at
 
     def _rebuild_vectors(self) -> str:
-        """Inside a write's transaction: all vectors again from the store, the layout
-        planned for today's count (IVF and PQ trained on a sample of it). Says what it built."""
+        """Inside a write's transaction: all vectors again from the store as one segment,
+        the layout planned for today's count (IVF and PQ trained on a sample of it), in
+        place of every segment. Says what it built."""
         count = self.store.count()
         layout = self._layout_for(count)
         if layout != self.manifest.layout or count != self.manifest.trained_at:
             self.manifest = replace(self.manifest, layout=layout, trained_at=count)
             self.store.set_config(self.manifest.config())
-        vectors = empty_vectors(self.manifest)
+        vectors = VectorIndex.create(self.manifest.model.dimension, self.manifest.metric, layout)
         if vectors.needs_training and count:
             vectors.train(prepare(self.store.sample_embeddings(layout.training_size), self.manifest.metric))
         for ids, batch in self.store.iter_embeddings():
             vectors.add(ids, prepare(batch, self.manifest.metric), replace=False)
-        self.vectors = vectors
+        generation = self.store.generation
+        name = segment_file(generation)
+        vectors.save(self.path / name)
+        self.store.clear_segments()
+        record = SegmentRecord(name, 0, generation, int(vectors.index.ntotal), layout.kind)
+        self.store.replace_segments([], [record], as_of=generation)
         asked = f" (asked: {self.manifest.index_type})" if self.manifest.index_type != layout.kind else ""
         return f"index type {layout.kind}{asked} for {count} items, FAISS {self.manifest.faiss}"
 
@@ -254,5 +318,6 @@ _REMEDY = "free disk space or fix permissions, then re-run (committed items are 
 _READ_ONLY = "the folder is read-only to this user; searches still work, writes need write access"
 
 
-def empty_vectors(manifest: Manifest) -> VectorIndex:
-    return VectorIndex.create(manifest.model.dimension, manifest.metric, manifest.layout)
+def empty_view(manifest: Manifest) -> SegmentView:
+    """No vectors loaded yet (generation -1: the first read loads them)."""
+    return SegmentView(manifest.metric, (), Tail.empty(manifest.model.dimension), -1, -1)

@@ -13,6 +13,7 @@ import numpy as np
 
 from searchkit.errors import UsageError
 from searchkit.evaluate import Qrels, mean_metrics
+from searchkit.service.protocol import Snapshot
 from searchkit.service.search import check_k, exact_nearest, nearest_ids
 from searchkit.types import Mode
 
@@ -63,15 +64,15 @@ def against_exact(index: Index, sample: int = 1000, k: int = 10, seed: int = 0) 
     if isinstance(sample, bool) or not isinstance(sample, int) or sample <= 0:
         raise UsageError(f"--sample must be a positive integer, not {sample!r}")
 
-    def read() -> tuple[int, float]:
-        all_ids = index.store.ids()
+    def read(snap: Snapshot) -> tuple[int, float]:
+        all_ids = snap.store.ids()
         if len(all_ids) == 0:
             raise UsageError(f"{index.path}: the index is empty; nothing to compare")
         chosen = np.random.default_rng(seed).choice(all_ids, size=min(sample, len(all_ids)), replace=False)
-        stored = index.store.embeddings_by_ids([int(i) for i in chosen])
+        stored = snap.store.embeddings_by_ids([int(i) for i in chosen])
         vectors = np.stack([stored[int(i)] for i in chosen])
-        found = nearest_ids(index, vectors, k)
-        truth = exact_nearest(index, vectors, k)
+        found = nearest_ids(snap, vectors, k)
+        truth = exact_nearest(snap, vectors, k)
         wanted = min(k, len(all_ids))
         overlap = [
             len({i for i, _ in a} & {i for i, _ in e}) / wanted for a, e in zip(found, truth, strict=True)

@@ -1,6 +1,6 @@
 """Search: dense (embeddings), keyword (BM25) and hybrid (both, fused), with metadata filters.
 
-Everything runs inside one snapshot of the index (``Index._synced``): the filter's
+Everything runs inside one snapshot of the index (``Index._synced``, a `Snapshot`): the filter's
 matches, the FAISS search and the rows come from the same generation.
 
 Filters are planned from the number of items they match, counted in SQLite first (from
@@ -42,6 +42,7 @@ from searchkit.types import Hit, Hits, Metric, Mode
 
 if TYPE_CHECKING:
     from searchkit.service.index import Index
+    from searchkit.service.protocol import Snapshot
 
 __all__ = ["EXACT_LIMIT", "Fusion", "by_parent", "exact_nearest", "nearest_ids", "search"]
 
@@ -94,29 +95,29 @@ def search(
     compile_where(where)  # a bad filter is refused before the model loads
     vectors = index.embedder.encode(texts) if mode is not Mode.KEYWORD else None
 
-    def rank(n: int) -> list[tuple[Scored, bool]]:
+    def rank(snap: Snapshot, n: int) -> list[tuple[Scored, bool]]:
         """The best `n` (row id, score) per query, and whether exactly the best."""
         # Inside the snapshot: its field indexes answer what they can (filters.py).
-        compiled = compile_where(where, index.store.indexed_fields()) if where else None
+        compiled = compile_where(where, snap.store.indexed_fields()) if where else None
         if mode is Mode.KEYWORD:
-            return [(index.store.keyword(t, n, compiled), True) for t in texts]
+            return [(snap.store.keyword(t, n, compiled), True) for t in texts]
         assert vectors is not None
         depth = n if mode is Mode.DENSE else max(n, fusion.depth)
-        ranked = _dense(index, vectors, depth, compiled)
+        ranked = _dense(snap, vectors, depth, compiled)
         if mode is Mode.HYBRID:
             ranked = [
-                (fuse(dense, index.store.keyword(t, depth, compiled), fusion)[:n], exact)
+                (fuse(dense, snap.store.keyword(t, depth, compiled), fusion)[:n], exact)
                 for t, (dense, exact) in zip(texts, ranked, strict=True)
             ]
         return ranked
 
-    def read() -> list[Hits]:
+    def read(snap: Snapshot) -> list[Hits]:
         if not group_by_parent:
-            return _hits(index, rank(k), mode)
+            return _hits(snap, rank(snap, k), mode)
         depth = min(MAX_K, k * _PIECES_PER_PARENT)
         while True:
-            ranked = rank(depth)
-            grouped = [by_parent(hits, k) for hits in _hits(index, ranked, mode)]
+            ranked = rank(snap, depth)
+            grouped = [by_parent(hits, k) for hits in _hits(snap, ranked, mode)]
             done = all(len(g) >= k or len(r) < depth for g, (r, _) in zip(grouped, ranked, strict=True))
             if done or depth >= MAX_K:
                 return grouped
@@ -152,8 +153,8 @@ def fuse(dense: Scored, keyword: Scored, fusion: Fusion = DEFAULT_FUSION) -> Sco
     return [(i, scores[i]) for i in order]
 
 
-def _hits(index: Index, ranked: list[tuple[Scored, bool]], mode: Mode) -> list[Hits]:
-    rows = index.store.items_by_ids(sorted({i for scored, _ in ranked for i, _ in scored}))
+def _hits(snap: Snapshot, ranked: list[tuple[Scored, bool]], mode: Mode) -> list[Hits]:
+    rows = snap.store.items_by_ids(sorted({i for scored, _ in ranked for i, _ in scored}))
     results = []
     for scored, exact in ranked:
         hits = [
@@ -167,75 +168,75 @@ def _hits(index: Index, ranked: list[tuple[Scored, bool]], mode: Mode) -> list[H
 # --- dense ----------------------------------------------------------------------
 
 
-def _dense(index: Index, vectors: Matrix, k: int, where: Where | None) -> list[tuple[Scored, bool]]:
+def _dense(snap: Snapshot, vectors: Matrix, k: int, where: Where | None) -> list[tuple[Scored, bool]]:
     """Inside a snapshot: the k best (row id, exact score) per query, and whether exact."""
-    if index.vectors.ntotal == 0:
+    if snap.vectors.ntotal == 0:
         return [([], True) for _ in vectors]
-    flat = index.manifest.layout.kind == "flat"
+    flat = snap.vectors.exact
     if where is None:
-        return [(scored, flat) for scored in nearest_ids(index, vectors, k)]
-    allowed = index.store.matching_ids(where)
+        return [(scored, flat) for scored in nearest_ids(snap, vectors, k)]
+    allowed = snap.store.matching_ids(where)
     if len(allowed) == 0:
         return [([], True) for _ in vectors]
-    if len(allowed) <= EXACT_LIMIT and (stored := index.vectors.exact_vectors(allowed)) is not None:
-        return [(scored, True) for scored in _nearest_among(index, vectors, k, allowed, stored)]
+    if len(allowed) <= EXACT_LIMIT and (stored := snap.vectors.exact_vectors(allowed)) is not None:
+        return [(scored, True) for scored in _nearest_among(snap, vectors, k, allowed, stored)]
     if flat:
-        return [(scored, True) for scored in nearest_ids(index, vectors, k, allowed)]
+        return [(scored, True) for scored in nearest_ids(snap, vectors, k, allowed)]
     if len(allowed) <= EXACT_LIMIT:
-        return [(scored, True) for scored in exact_nearest(index, vectors, k, allowed)]
-    return _overfetch(index, vectors, k, allowed)
+        return [(scored, True) for scored in exact_nearest(snap, vectors, k, allowed)]
+    return _overfetch(snap, vectors, k, allowed)
 
 
-def nearest_ids(index: Index, vectors: Matrix, k: int, allowed: np.ndarray | None = None) -> list[Scored]:
+def nearest_ids(snap: Snapshot, vectors: Matrix, k: int, allowed: np.ndarray | None = None) -> list[Scored]:
     """FAISS's candidates (over-fetched as the layout asks), re-scored exactly, top k."""
-    fetch = min(MAX_K, k * index.manifest.layout.overfetch)
-    _, ids = index.vectors.search(prepare(vectors, index.metric), fetch, allowed)
+    fetch = min(MAX_K, k * snap.manifest.layout.overfetch)
+    _, ids = snap.vectors.search(prepare(vectors, snap.metric), fetch, allowed)
     return [
-        _rescore(index, vector, [int(i) for i in row if i >= 0], k)
+        _rescore(snap, vector, [int(i) for i in row if i >= 0], k)
         for vector, row in zip(vectors, ids, strict=True)
     ]
 
 
-def _nearest_among(index: Index, vectors: Matrix, k: int, ids: np.ndarray, stored: Matrix) -> list[Scored]:
+def _nearest_among(snap: Snapshot, vectors: Matrix, k: int, ids: np.ndarray, stored: Matrix) -> list[Scored]:
     """The exact top k of the few `ids` a filter selected, from their vectors as FAISS holds
     them (`stored`, in memory): cheaper than walking a graph past the rest, or than FAISS
     testing each of a million ids against a selector, or than reading them from SQLite
     (10,000 matches at 1M items: 55-70 ms). Ranked in float32, twice as many as wanted are
     then re-scored from the stored embeddings, as every search is."""
     # `stored` is prepared (normalised for cosine): against prepared queries cosine is a dot.
-    metric = Metric.DOT if index.metric is Metric.COSINE else index.metric
-    scores = pairwise(prepare(vectors, index.metric), stored, metric, dtype=np.float32)
+    metric = Metric.DOT if snap.metric is Metric.COSINE else snap.metric
+    scores = pairwise(prepare(vectors, snap.metric), stored, metric, dtype=np.float32)
     fetch = min(len(ids), 2 * k)
     results = []
     for vector, row in zip(vectors, scores, strict=True):
         best = np.argpartition(-row, fetch - 1)[:fetch] if fetch < len(ids) else np.arange(len(ids))
-        results.append(_rescore(index, vector, [int(i) for i in ids[best]], k))
+        results.append(_rescore(snap, vector, [int(i) for i in ids[best]], k))
     return results
 
 
-def _rescore(index: Index, vector: Matrix, candidates: list[int], k: int) -> Scored:
+def _rescore(snap: Snapshot, vector: Matrix, candidates: list[int], k: int) -> Scored:
     """Exact scores from the stored embeddings: FAISS's L2 path works on the squared
     expansion, whose rounding shows near zero distance, and quantised codes are lossy."""
     if not candidates:
         return []
-    stored = index.store.embeddings_by_ids(candidates)
+    stored = snap.store.embeddings_by_ids(candidates)
     ids = [i for i in candidates if i in stored]
     if not ids:
         return []
-    scores = pairwise(vector[None, :], np.stack([stored[i] for i in ids]), index.metric)[0]
+    scores = pairwise(vector[None, :], np.stack([stored[i] for i in ids]), snap.metric)[0]
     order = np.lexsort((np.asarray(ids), -scores))[:k]
     return [(ids[j], float(scores[j])) for j in order]
 
 
-def exact_nearest(index: Index, vectors: Matrix, k: int, allowed: np.ndarray | None = None) -> list[Scored]:
+def exact_nearest(snap: Snapshot, vectors: Matrix, k: int, allowed: np.ndarray | None = None) -> list[Scored]:
     """Brute force over the stored embeddings (of `allowed`, or of every item): exact top k."""
     best_ids = np.zeros((len(vectors), 0), dtype=np.int64)
     best_scores = np.zeros((len(vectors), 0), dtype=np.float64)
-    batches = index.store.iter_embeddings(
+    batches = snap.store.iter_embeddings(
         None if allowed is None else [int(i) for i in allowed], batch=_EXACT_BATCH
     )
     for ids, stored in batches:
-        scores = pairwise(vectors, stored, index.metric)
+        scores = pairwise(vectors, stored, snap.metric)
         best_scores = np.concatenate([best_scores, scores], axis=1)
         best_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
         if best_scores.shape[1] > k:
@@ -249,23 +250,23 @@ def exact_nearest(index: Index, vectors: Matrix, k: int, allowed: np.ndarray | N
     return results
 
 
-def _overfetch(index: Index, vectors: Matrix, k: int, allowed: np.ndarray) -> list[tuple[Scored, bool]]:
+def _overfetch(snap: Snapshot, vectors: Matrix, k: int, allowed: np.ndarray) -> list[tuple[Scored, bool]]:
     """Many matches on an approximate index: fetch more candidates the rarer the matches,
     growing until enough of them match; exact search for a query that stays short."""
-    total = index.vectors.ntotal
-    want = min(len(allowed), k * index.manifest.layout.overfetch)
+    total = snap.vectors.ntotal
+    want = min(len(allowed), k * snap.manifest.layout.overfetch)
     fetch = min(total, MAX_K, int(np.ceil(1.5 * want * total / len(allowed))))
-    prepared = prepare(vectors, index.metric)
+    prepared = prepare(vectors, snap.metric)
     results: list[tuple[Scored, bool] | None] = [None] * len(vectors)
     todo = list(range(len(vectors)))
     for _ in range(_GROWTHS):
-        _, ids = index.vectors.search(prepared[todo], fetch)
+        _, ids = snap.vectors.search(prepared[todo], fetch)
         short = []
         for n, row in zip(todo, ids, strict=True):
             matching = [int(i) for i in row[np.isin(row, allowed)]]
             if len(matching) >= want or (fetch >= total and len(matching) >= k):
                 # Every match among the candidates: re-scored exactly, that is exact.
-                results[n] = (_rescore(index, vectors[n], matching, k), len(matching) == len(allowed))
+                results[n] = (_rescore(snap, vectors[n], matching, k), len(matching) == len(allowed))
             else:
                 short.append(n)
         todo = short
@@ -273,7 +274,7 @@ def _overfetch(index: Index, vectors: Matrix, k: int, allowed: np.ndarray) -> li
             break
         fetch = min(total, MAX_K, fetch * 4)
     if todo:
-        for n, scored in zip(todo, exact_nearest(index, vectors[todo], k, allowed), strict=True):
+        for n, scored in zip(todo, exact_nearest(snap, vectors[todo], k, allowed), strict=True):
             results[n] = (scored, True)
     return [r for r in results if r is not None]
 

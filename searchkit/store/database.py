@@ -10,18 +10,21 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import sqlite_utils
 
 from searchkit.errors import CorruptIndexError
 from searchkit.filters import Where
 from searchkit.metrics import Matrix
 from searchkit.store import fields, fulltext
 from searchkit.store.binding import chunks as _chunks
+from searchkit.store.catalog import Catalog
 from searchkit.store.damage import damaged, guarded
 from searchkit.store.opening import open_database, writable
 from searchkit.store.rows import RowState, StoredItem
@@ -33,17 +36,37 @@ __all__ = ["Store"]
 _ITEMS_WITH_EMBEDDINGS = "items JOIN embeddings USING (id)"
 
 
-class Store(Staging):
-    """An open ``index.db``; one connection, WAL mode, durable commits."""
+class Store(Staging, Catalog):
+    """An open ``index.db``; WAL mode, durable commits. One connection per thread that uses
+    it, so that each thread's reads are a snapshot of their own, taken and used without
+    waiting for another thread's (SQLite connections are not to be shared mid-transaction)."""
 
     def __init__(self, path: Path, dimension: int | None = None, create: bool = False) -> None:
         """Open the database (or create it); `dimension` defaults to the one in ``config``."""
         self.path = path
         self.read_only = not create and not writable(path)  # then searches work, writes fail
-        self.db, self.dimension = open_database(path, dimension, create, self.read_only)
+        first, self.dimension = open_database(path, dimension, create, self.read_only)
+        self._local = threading.local()
+        self._local.db = first
+        self._connections = [first]
+        self._connecting = threading.Lock()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection (opened on its first use)."""
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db, _ = open_database(self.path, self.dimension, False, self.read_only)
+            with self._connecting:
+                self._connections.append(db)
+            self._local.db = db
+        return db
 
     def close(self) -> None:
-        self.db.conn.close()
+        with self._connecting:
+            for db in self._connections:
+                db.conn.close()
+            self._connections.clear()
 
     # --- reads -----------------------------------------------------------------
 
@@ -313,9 +336,13 @@ class Store(Staging):
     def replace_embeddings(self, vectors: dict[int, bytes]) -> None:
         """Swap the embeddings of existing rows (check --repair re-embeds damaged ones)."""
         with self.db.atomic():
+            gen = self._written_gen()
             for id_, blob in vectors.items():
-                sql = "INSERT OR REPLACE INTO embeddings (id, embedding) VALUES (?, ?)"
-                self.db.execute(sql, (id_, blob))
+                sql = (
+                    "INSERT INTO embeddings (id, embedding, gen) VALUES (?, ?, ?) ON CONFLICT (id)"
+                    " DO UPDATE SET embedding = excluded.embedding, gen = excluded.gen"
+                )
+                self.db.execute(sql, (id_, blob, gen))
             self._bump()
 
     @guarded
@@ -340,4 +367,3 @@ class Store(Staging):
 
     def _bump(self) -> None:
         self.db.execute("UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
-

@@ -20,9 +20,10 @@ __all__ = ["Staging"]
 
 
 class Staging:
-    db: sqlite_utils.Database
-
     if TYPE_CHECKING:
+
+        @property
+        def db(self) -> sqlite_utils.Database: ...
 
         def _bump(self) -> None: ...
 
@@ -78,10 +79,15 @@ class Staging:
             changed = "FROM pending AS p JOIN items ON items.key = p.key WHERE p.run = ?"
             new_text = "AND items.content_hash != p.content_hash"
             retexted = self._ids(f"SELECT items.id {changed} {new_text}", (run,))
+            # An update, not a REPLACE (a delete SQLite's triggers do not see): its trigger
+            # writes the old version's tombstone (m007). Written as of the generation this
+            # transaction commits.
+            gen = self._written_gen()
             self.db.execute(
-                "INSERT OR REPLACE INTO embeddings (id, embedding)"
-                f" SELECT items.id, p.embedding {changed} {new_text}",
-                (run,),
+                f"INSERT INTO embeddings (id, embedding, gen) SELECT items.id, p.embedding, ? {changed}"
+                f" {new_text} ON CONFLICT (id) DO UPDATE"
+                " SET embedding = excluded.embedding, gen = excluded.gen",
+                (gen, run),
             )
             # AUTOINCREMENT: every new row's id is above the largest ever handed out.
             newest = self._sequence()
@@ -106,13 +112,19 @@ class Staging:
             )
             added = self._ids("SELECT id FROM items WHERE id > ?", (newest,))
             self.db.execute(
-                f"INSERT INTO embeddings (id, embedding) SELECT items.id, p.embedding {changed}"
+                f"INSERT INTO embeddings (id, embedding, gen) SELECT items.id, p.embedding, ? {changed}"
                 " AND items.id > ?",
-                (run, newest),
+                (gen, run, newest),
             )
             self.db.execute("DELETE FROM pending")
             self._bump()
         return np.sort(np.concatenate([retexted, added]))
+
+    def _written_gen(self) -> int:
+        """The ``gen`` of embeddings written now: the generation this write will commit
+        (each write bumps it once at its end), above any a reader holds now."""
+        row = self.db.execute("SELECT value FROM state WHERE name = 'generation'").fetchone()
+        return int(row[0]) + 1
 
     def _ids(self, sql: str, params: tuple[Any, ...]) -> npt.NDArray[np.int64]:
         return np.fromiter((row[0] for row in self.db.execute(sql, params)), dtype=np.int64)

@@ -1,0 +1,231 @@
+"""What a reader searches: the loaded segments of one generation and its unsealed tail.
+
+A `SegmentView` is immutable once made, so any number of threads search it at once with
+no lock around FAISS: a reader that catches up with a newer generation makes a new view
+from the old one (the segments it still has are shared, mapped once) and swaps it in.
+
+- `Part`: one segment file, memory-mapped, and the ids whose version in it has died (its
+  tombstones), skipped through a FAISS ID selector built once per view;
+- `Tail`: the embeddings newer than every segment, in memory, searched exactly (NumPy);
+  bounded by the merge policy's ``seal_at``.
+
+A search asks every part and the tail for its best candidates, and keeps the best overall
+by FAISS's own scores; the caller re-scores them exactly from SQLite, as it always has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from searchkit.metrics import Matrix, pairwise
+from searchkit.types import Metric
+from searchkit.vectors import IdArray, VectorIndex, _faiss
+
+__all__ = ["Part", "SegmentView", "Tail"]
+
+Scores = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A loaded segment: the versions written in generations `first`..`last`."""
+
+    name: str
+    first: int
+    last: int
+    vectors: VectorIndex
+    dead: IdArray  # sorted: ids whose version here has died
+    _sorted_ids: list[IdArray] = field(default_factory=list, compare=False, repr=False)
+    _skip: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._skip.append(_skip_selector(self.dead, self.vectors.dead > 0))
+
+    @property
+    def live(self) -> int:
+        return self.vectors.ntotal - len(self.dead)
+
+    def with_dead(self, more: IdArray) -> Part:
+        """This segment with more of its versions dead (a new view's; this one unchanged)."""
+        dead = np.union1d(self.dead, more)
+        return replace(self, dead=dead, _sorted_ids=self._sorted_ids, _skip=[])
+
+    def holds(self, ids: IdArray) -> IdArray:
+        """Which of `ids` have their live version here."""
+        if not self._sorted_ids:  # once per segment (shared by the views that keep it)
+            self._sorted_ids.append(np.sort(self.vectors.ids()))
+        held = self._sorted_ids[0]
+        if not len(held):
+            return ids[:0]
+        at = np.minimum(np.searchsorted(held, ids), len(held) - 1)
+        found: IdArray = ids[held[at] == ids]  # O(len(ids) log n): not np.isin, which sorts all n
+        if len(self.dead):
+            at = np.minimum(np.searchsorted(self.dead, found), len(self.dead) - 1)
+            found = found[self.dead[at] != found]
+        return found
+
+    def search(self, queries: Matrix, k: int, allowed: IdArray | None) -> tuple[Scores, IdArray]:
+        skip, _keep = self._skip[0]
+        return self.vectors.search(queries, k, allowed=allowed, skip=skip)
+
+
+def _skip_selector(dead: IdArray, marked: bool) -> tuple[Any, list[Any]]:
+    """A FAISS selector of the ids to skip (`dead`, and -1 where the file marks removed
+    entries), and the objects it points into (kept alive with it); None: skip nothing."""
+    if not len(dead) and not marked:
+        return None, []
+    faiss = _faiss()
+    keep: list[Any] = []
+    selectors = []
+    if len(dead):
+        # A bitmap: one bit per id up to the largest dead one, O(1) a test.
+        bits = np.zeros(int(dead[-1]) + 1, dtype=bool)
+        bits[dead] = True
+        bitmap = np.packbits(bits, bitorder="little")
+        keep.append(bitmap)
+        selectors.append(faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)))
+    if marked:  # before the bitmap: -1 would index before its start
+        selectors.insert(0, faiss.IDSelectorBatch(np.array([-1], dtype=np.int64)))
+    keep += selectors
+    either = selectors[0]
+    for other in selectors[1:]:
+        either = faiss.IDSelectorOr(either, other)
+        keep.append(either)
+    return either, keep
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The unsealed embeddings (as the index stores them: normalised for cosine), by id."""
+
+    ids: IdArray
+    vectors: Matrix
+
+    @classmethod
+    def empty(cls, dimension: int) -> Tail:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros((0, dimension), dtype=np.float32))
+
+    def changed(self, dead: IdArray, ids: IdArray, vectors: Matrix) -> Tail:
+        """Without `dead` and with (`ids`, `vectors`) added (replacing any same id)."""
+        drop = np.concatenate([dead, ids])
+        keep = ~np.isin(self.ids, drop) if len(drop) and len(self.ids) else np.ones(len(self.ids), dtype=bool)
+        if len(ids) == 0 and keep.all():
+            return self
+        return Tail(
+            np.concatenate([self.ids[keep], ids]),
+            np.concatenate([self.vectors[keep], np.asarray(vectors, dtype=np.float32)]),
+        )
+
+    def search(
+        self, queries: Matrix, k: int, metric: Metric, allowed: IdArray | None
+    ) -> tuple[Scores, IdArray]:
+        """Exact: the k best per query, as higher-is-better scores."""
+        ids, vectors = self.ids, self.vectors
+        if allowed is not None:
+            mask = np.isin(ids, allowed)
+            ids, vectors = ids[mask], vectors[mask]
+        if not len(ids):
+            return np.zeros((len(queries), 0), dtype=np.float32), np.zeros((len(queries), 0), dtype=np.int64)
+        scores = pairwise(
+            queries, vectors, Metric.DOT if metric is Metric.COSINE else metric, dtype=np.float32
+        )
+        k = min(k, len(ids))
+        best = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < len(ids)
+            else np.tile(np.arange(len(ids)), (len(queries), 1))
+        )
+        return np.take_along_axis(scores, best, axis=1).astype(np.float32), ids[best]
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    """The segments and tail of one generation: what a snapshot searches."""
+
+    metric: Metric
+    parts: tuple[Part, ...]
+    tail: Tail
+    generation: int  # -1: nothing loaded yet
+    sealed: int  # the last generation the parts hold; the tail is newer
+
+    @property
+    def exact(self) -> bool:
+        """Whether a search finds exactly the best (every part flat; the tail is exact)."""
+        return all(p.vectors.layout.kind == "flat" for p in self.parts)
+
+    @property
+    def ntotal(self) -> int:
+        """The live vectors."""
+        return sum(p.live for p in self.parts) + len(self.tail.ids)
+
+    def ids(self) -> IdArray:
+        """Every live id, sorted."""
+        held = [np.setdiff1d(p.vectors.ids(), p.dead) for p in self.parts] + [self.tail.ids]
+        return np.sort(np.concatenate(held))
+
+    def search(self, queries: Matrix, k: int, allowed: IdArray | None = None) -> tuple[Scores, IdArray]:
+        """The best `k` candidates per (prepared) query over every part and the tail, as
+        (higher-is-better scores, ids); ids are -1 where fewer exist."""
+        found: list[tuple[Scores, IdArray]] = []
+        for part in self.parts:
+            if part.live > 0:
+                here = allowed
+                if allowed is not None and len(part.dead):
+                    here = allowed[~np.isin(allowed, part.dead)]
+                distances, ids = part.search(queries, k, here)
+                found.append((_higher_is_better(distances, self.metric), ids))
+        if len(self.tail.ids):
+            found.append(self.tail.search(queries, k, self.metric, allowed))
+        if not found:
+            return np.zeros((len(queries), 0), dtype=np.float32), np.full(
+                (len(queries), 0), -1, dtype=np.int64
+            )
+        if len(found) == 1:
+            return found[0]
+        scores = np.concatenate([s for s, _ in found], axis=1)
+        ids = np.concatenate([i for _, i in found], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+    def exact_vectors(self, ids: IdArray) -> Matrix | None:
+        """The vectors of `ids` as stored (in `ids`' order), where every part stores them
+        exactly (flat, HNSW); else None."""
+        if not len(ids) or any(p.vectors.layout.kind not in ("flat", "hnsw") for p in self.parts):
+            return None
+        out = np.empty((len(ids), self.tail.vectors.shape[1]), dtype=np.float32)
+        filled = np.zeros(len(ids), dtype=bool)
+        position = {int(i): n for n, i in enumerate(ids)}
+        sources: list[tuple[IdArray, Matrix | None]] = []
+        for part in self.parts:
+            held = part.holds(ids)
+            if len(held):
+                sources.append((held, part.vectors.exact_vectors(held)))
+        if len(self.tail.ids):
+            mask = np.isin(self.tail.ids, ids)
+            sources.append((self.tail.ids[mask], self.tail.vectors[mask]))
+        for held, vectors in sources:
+            if vectors is None:
+                return None
+            rows = np.fromiter((position[int(i)] for i in held), dtype=np.int64, count=len(held))
+            out[rows] = vectors
+            filled[rows] = True
+        return out if filled.all() else None
+
+
+def _higher_is_better(distances: Scores, metric: Metric) -> Scores:
+    """FAISS's distances as scores: inner products as they are, L2 (squared) and L1 negated."""
+    if metric in (Metric.COSINE, Metric.DOT):
+        return distances
+    if metric is Metric.EUCLIDEAN:
+        return -np.sqrt(np.maximum(distances, 0))
+    return -distances
+
+
+def parts_by_name(parts: Sequence[Part]) -> dict[str, Part]:
+    return {p.name: p for p in parts}

@@ -1,0 +1,249 @@
+"""Compaction: the runner that executes the merge policy's plans (segments/policy.py) and
+commits them, as Lucene's ``MergeScheduler`` runs what ``TieredMergePolicy`` found.
+
+One compaction at a time per index (``INDEX/compact-lock``); it never blocks a search, and
+blocks writes only for its commit. Each step:
+
+1. in one SQLite snapshot (generation S): plan, then build the new segment from the
+   embeddings of its range as of S (a merge extends the largest segment of its type,
+   loaded unmapped: segments/build.py) and write it to ``NAME.tmp`` (fsynced);
+2. under the write lock: if the segments it merged are still the committed ones, rename
+   the file into place and, in one transaction, list it in place of them (the tombstones
+   it no longer needs go with them, store/catalog.py);
+3. the manifest, then the files no longer listed are removed.
+
+A crash before step 2's commit leaves the segment list as it was (and a temporary or
+unlisted file that the next compaction, or ``check --repair``, removes); after it, the
+new list. Fault points: ``in-compaction`` (the file written, not renamed),
+``compaction-renamed`` (renamed, not committed), ``after-compaction`` (committed, the
+merged files not removed).
+
+In ``searchkit serve`` a `Compactor` thread runs the policy after writes; elsewhere a write
+runs it itself once the tail reaches the policy's ``seal_at`` (`maintain`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from searchkit import faults
+from searchkit.lock import WriteLock
+from searchkit.metrics import Matrix, prepare
+from searchkit.segments.build import extend, fresh, layout_for
+from searchkit.segments.policy import DEFAULT_POLICY, Merge, Policy, SegmentSize, plan_merges
+from searchkit.service.protocol import segment_file
+from searchkit.store.catalog import SegmentRecord
+from searchkit.vectors import IdArray, fsync_dir
+
+if TYPE_CHECKING:
+    from searchkit.service.index import Index
+
+__all__ = ["COMPACT_LOCK", "Compactor", "compact", "maintain", "plan_now"]
+
+COMPACT_LOCK = "compact-lock"
+# Steps one compaction runs at most before it lets the next write's compaction go on.
+_MAX_STEPS = 64
+
+
+@dataclass(frozen=True)
+class _Built:
+    step: Merge
+    record: SegmentRecord
+    tmp: str
+    as_of: int
+    sealed: int
+    config: str
+
+
+def plan_now(index: Index, policy: Policy = DEFAULT_POLICY, force: bool = False) -> list[Merge]:
+    """What the policy would do to the committed segments now."""
+    with index.store.transaction():
+        return _plan(index, policy, force)
+
+
+def _plan(index: Index, policy: Policy, force: bool) -> list[Merge]:
+    store = index.store
+    dead = store.dead_counts()
+    sizes = [SegmentSize(r.name, r.vectors, r.marked + dead.get(r.name, 0)) for r in store.segments()]
+    return plan_merges(sizes, store.tail_count(), policy, force=force)
+
+
+def compact(
+    index: Index,
+    force: bool = False,
+    policy: Policy = DEFAULT_POLICY,
+    lock_timeout: float = 60.0,
+    seal_only: bool = False,
+    wait: bool = True,
+) -> list[str]:
+    """Run the policy until it has nothing to do (`force`: seal any tail and merge every
+    tier, as ``searchkit compact``); what each step did. `seal_only` seals the tail and
+    stops (a bulk ingest between its chunks). Without `wait`, returns at once if another
+    compaction of this index is running."""
+    done: list[str] = []
+    with _compaction_lock(index, lock_timeout if wait else 0) as locked:
+        if not locked:
+            return done
+        for _ in range(_MAX_STEPS):
+            steps = plan_now(index, policy, force)
+            if seal_only:
+                steps = [s for s in steps if s.seal]
+            if not steps:
+                break
+            said = _run(index, steps[0], policy, lock_timeout)
+            if said is None:
+                continue  # a rebuild or another process changed the segments: plan again
+            done.append(said)
+            if seal_only:
+                break
+    return done
+
+
+def maintain(index: Index, policy: Policy = DEFAULT_POLICY) -> list[str]:
+    """After a write outside ``serve``: seal and merge once the tail reaches ``seal_at``."""
+    if index.store.tail_count() < policy.seal_at:
+        return []
+    return compact(index, policy=policy, wait=False)
+
+
+@contextlib.contextmanager
+def _compaction_lock(index: Index, timeout: float) -> Iterator[bool]:
+    lock = WriteLock(index.path, timeout, name=COMPACT_LOCK)
+    if timeout <= 0:
+        if not lock.try_acquire():
+            yield False
+            return
+    else:
+        lock.acquire()
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _run(index: Index, step: Merge, policy: Policy, lock_timeout: float) -> str | None:
+    built = _build(index, step, policy)
+    if built is None:
+        return None
+    faults.reach("in-compaction")
+    tmp, final = index.path / built.tmp, index.path / built.record.name
+    try:
+        with index._locked(lock_timeout):
+            with index.store.transaction():
+                if not _still_current(index, built):
+                    return None
+                os.replace(tmp, final)
+                fsync_dir(index.path)
+                faults.reach("compaction-renamed")
+                index.store.replace_segments(built.step.names, [built.record], as_of=built.as_of)
+            faults.reach("after-compaction")
+            index._after_commit()
+            index._remove_unlisted()
+    finally:
+        tmp.unlink(missing_ok=True)
+    what = "sealed the tail" if step.seal else f"{step.reason}: {len(step.names)} segment(s)"
+    return f"{what} into {built.record.name} ({built.record.vectors} vectors, {built.record.kind})"
+
+
+def _still_current(index: Index, built: _Built) -> bool:
+    store = index.store
+    names = {r.name for r in store.segments()}
+    return (
+        set(built.step.names) <= names and store.sealed() == built.sealed and _config(index) == built.config
+    )
+
+
+def _config(index: Index) -> str:
+    return json.dumps(index.store.config, sort_keys=True)
+
+
+def _build(index: Index, step: Merge, policy: Policy) -> _Built | None:
+    """Step 1, in one snapshot: the new segment written to its temporary file."""
+    store = index.store
+    with store.transaction():
+        as_of, sealed, config = store.generation, store.sealed(), _config(index)
+        manifest = index.manifest.with_config(store.config)
+        records = {r.name: r for r in store.segments()}
+        if not set(step.names) <= set(records):
+            return None
+        parts = [records[name] for name in step.names]
+        dead = store.dead_counts()
+        live = sum(r.vectors - r.marked - dead.get(r.name, 0) for r in parts)
+        if step.seal:
+            live += store.tail_count()
+        first = parts[0].first if parts else sealed + 1
+        last = as_of if step.seal else parts[-1].last
+        kind = policy.kind_for(live, manifest.layout.kind)
+        same = [r for r in parts if r.kind == kind]
+        base = max(same, key=lambda r: r.vectors - r.marked) if same else None
+        if base is None and layout_for(kind, manifest.layout).trained:
+            kind = "flat"  # an IVF or PQ segment extends one trained with the index's quantiser
+        metric, dimension = manifest.metric, manifest.model.dimension
+        ranges = [(r.first, r.last) for r in parts if r is not base]
+        if step.seal:
+            ranges.append((sealed + 1, as_of))
+
+        def batches() -> Iterator[tuple[IdArray, Matrix]]:
+            for ids, vectors in chain.from_iterable(store.written_between(a, b) for a, b in ranges):
+                yield ids, prepare(vectors, metric)
+
+        layout = layout_for(kind, manifest.layout)
+        if base is not None:
+            gone = store.dead_between(base.first, base.last)
+            vacuum = step.reason == "vacuum"
+            vectors = extend(index.path / base.name, metric, layout, dimension, gone, batches(), vacuum)
+        else:
+            vectors = fresh(dimension, metric, layout, batches())
+        name = segment_file(as_of)
+        tmp = name + ".tmp"
+        vectors.write(index.path / tmp)
+    entries = int(vectors.index.ntotal)
+    record = SegmentRecord(name, first, last, entries, layout.kind, marked=vectors.dead)
+    return _Built(step, record, tmp, as_of, sealed, config)
+
+
+class Compactor:
+    """A background thread that runs the merge policy of one index after its writes
+    (``serve``): `nudge` after a write; `close` stops it (a step under way finishes)."""
+
+    def __init__(self, index: Index, policy: Policy = DEFAULT_POLICY, interval: float = 1.0) -> None:
+        self.index = index  # its own Index, with its own SQLite connection
+        self.policy = policy
+        self.interval = interval
+        self.errors: list[str] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"compactor {index.path.name}", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=120)
+        self.index.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                if plan_now(self.index, self.policy):
+                    compact(self.index, policy=self.policy, wait=False)
+            except Exception as exc:  # a full disk: searches and writes go on; say it once
+                message = f"compaction of {self.index.path.name} failed: {exc}"
+                if message not in self.errors:
+                    self.errors.append(message)
+                time.sleep(self.interval)
