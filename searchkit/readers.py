@@ -249,8 +249,14 @@ def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, def
 
 
 def numbers(value: Any, what: str) -> tuple[float, ...]:
-    """An ``embedding`` field as floats: a non-empty array of numbers (its length and
+    """An ``embedding`` field as floats: a non-empty array of numbers, or (from Python) a
+    one-dimensional NumPy array of them, as ``model.encode`` returns (its length and
     finiteness are checked against the index when it is staged)."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) == 1 and value.dtype.kind in "fiu":
+        if not len(value):
+            raise InputError(f"{what} must be a non-empty array of numbers (a vector of the index's model)")
+        # Kept as an array: a million vectors as Python floats would cost minutes and gigabytes.
+        return value  # type: ignore[no-any-return]
     if (
         not isinstance(value, list)
         or not value

@@ -758,3 +758,40 @@ def test_the_load_test_script_runs_clean(server: Server, tmp_path: Path) -> None
     args = ["run", server.url, "fuzz", "--clients", "2", "--seconds", "1", "--queries", str(queries)]
     writes = ["--writer", "--write-total", "8", "--write-batch", "4", "--token", TOKEN, "--json"]
     assert loadtest.main([*args, *writes]) == 0
+
+
+def test_the_server_seals_new_vectors_in_the_background(
+    tmp_path: Path, corpus: list[dict[str, Any]], model: Any
+) -> None:
+    """Writes through the service change rows only; its compaction thread seals them into a
+    segment once seal_at (1,000) wait, while the answers stay whole."""
+    from searchkit.service import check
+
+    folder = build(tmp_path / "growing", corpus[:20])
+    running = Server(folder)
+    try:
+        rng = np.random.default_rng(7)
+        for batch in range(3):  # BYO vectors: 1,500 documents, nothing to embed
+            vectors = rng.standard_normal((500, model.dimension)).astype(np.float32)
+            docs = [
+                {"id": f"g{batch}-{i}", "text": f"grown {batch} {i}", "embedding": v.tolist()}
+                for i, v in enumerate(vectors)
+            ]
+            status, report = running.call("POST", "/indexes/growing/documents", {"documents": docs})
+            assert status == 200 and report["added"] == 500, report
+        deadline = time.monotonic() + 60
+        while True:  # bounded: the background compaction seals within a second or so
+            status, info = running.call("GET", "/indexes/growing")
+            tail = info["segments"][-1]
+            if tail["vectors"] < 1_000 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert tail["name"] == "tail" and tail["vectors"] < 1_000, info["segments"]
+        files = info["segments"][:-1]
+        assert files and all((folder / s["name"]).exists() for s in files)
+        assert sum(s["vectors"] - s["dead"] for s in info["segments"]) == info["counts"]["items"] == 1_520
+        status, answer = running.call("POST", "/indexes/growing/search", {"query": corpus[3]["text"], "k": 1})
+        assert status == 200 and answer["hits"][0]["id"] == corpus[3]["id"]
+    finally:
+        assert running.stop() in (0, -signal.SIGTERM), "".join(running.log)
+    assert check(folder).ok

@@ -514,8 +514,35 @@ def test_a_small_write_reads_no_table_of_items_whole(tmp_path: Path, tiny: Any) 
         if sql.lstrip().split()[0].upper() in ("SELECT", "UPDATE", "DELETE", "INSERT"):
             plan = index.store.db.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
             planned += 1
-            assert not [step[3] for step in plan if step[3].startswith("SCAN items")], sql
+            assert not [step[3] for step in plan if step[3].startswith(WHOLE_TABLES)], sql
     assert planned > 10 and len(index) == 299
+
+
+# Tables whose size is the index's: a small write, or a reader catching up with it, reads none whole.
+WHOLE_TABLES = ("SCAN items", "SCAN embeddings", "SCAN tombstones")
+
+
+def test_a_reader_catching_up_with_a_write_reads_no_table_whole(tmp_path: Path, tiny: Any) -> None:
+    """A reader after a write reads the tombstones and embeddings written since its own
+    generation, through their indexes, however many items the index holds."""
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add([{"id": f"k{i}", "text": f"text {i}"} for i in range(1500)])  # a segment and a tail
+    writer = Index.open(tmp_path / "i", embedder=tiny, load=False)
+    writer.delete(["k2"])
+    index.search("text 2", k=3)
+    writer.add([{"id": "k1", "text": "a changed text"}, {"id": "new", "text": "a new one"}])
+    writer.delete(["k7"])
+    statements: list[str] = []
+    index.store.db.conn.set_trace_callback(statements.append)
+    assert {h.id for h in index.search("a new one", k=2)} >= {"new"}
+    index.store.db.conn.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert any("tombstones" in sql for sql in reads) and any("FROM embeddings" in sql for sql in reads)
+    for sql in reads:
+        plan = [step[3] for step in index.store.db.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert not [step for step in plan if step.startswith(WHOLE_TABLES)], sql
+        if "FROM embeddings" in sql and "gen" in sql:  # by generation: along its index, not every id
+            assert any("USING INDEX embeddings_gen" in step for step in plan), (sql, plan)
 
 
 def test_check_compares_the_counters_with_the_rows_and_repair_recounts(tmp_path: Path, tiny: Any) -> None:

@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -51,6 +50,8 @@ __all__ = ["COMPACT_LOCK", "Compactor", "compact", "maintain", "plan_now"]
 COMPACT_LOCK = "compact-lock"
 # Steps one compaction runs at most before it lets the next write's compaction go on.
 _MAX_STEPS = 64
+# How long the background compaction waits after a write before it looks (bursts pass first).
+_SETTLE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class Compactor:
         self.policy = policy
         self.interval = interval
         self.errors: list[str] = []
+        self._tombstones_planned = 0  # the tombstones there were when the policy last looked
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"compactor {index.path.name}", daemon=True)
@@ -237,13 +239,28 @@ class Compactor:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
+            # A moment for a burst of writes (and the searches after them) to pass first.
+            self._stop.wait(_SETTLE_S)
             if self._stop.is_set():
                 break
             try:
-                if plan_now(self.index, self.policy):
+                if self._worth_planning():
                     compact(self.index, policy=self.policy, wait=False)
             except Exception as exc:  # a full disk: searches and writes go on; say it once
                 message = f"compaction of {self.index.path.name} failed: {exc}"
                 if message not in self.errors:
                     self.errors.append(message)
-                time.sleep(self.interval)
+                self._stop.wait(self.interval)
+
+    def _worth_planning(self) -> bool:
+        """Cheap tests before the policy's (which reads every tombstone): a full tail, or
+        enough new tombstones that a segment may need vacuuming."""
+        store = self.index.store
+        with store.transaction():
+            if store.tail_count() >= self.policy.seal_at:
+                return True
+            tombstones = store.tombstone_count()
+        if tombstones - self._tombstones_planned < self.policy.vacuum_min:
+            return False
+        self._tombstones_planned = tombstones
+        return bool(plan_now(self.index, self.policy))

@@ -59,7 +59,8 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
     store = index.store
     seen_in_run = store.pending_keys(run, list(latest))
     report.duplicates += len(seen_in_run)
-    given = {key: _given(r, index.manifest.model.dimension) for key, r in latest.items() if r.embedding}
+    dimension = index.manifest.model.dimension
+    given = {key: _given(r, dimension) for key, r in latest.items() if r.embedding is not None}
     hashes = {
         key: given_hash(r.text, given[key]) if key in given else content_hash(r.text)
         for key, r in latest.items()
@@ -116,7 +117,8 @@ def _truncated(
     """Whether each text is cut at max_seq_length: as stored for a text the row already has
     (tokenising a long text costs), else asked of the model."""
     known = {r.key: s.truncated for r in todo if (s := stored.get(r.key)) and s.content_hash == hashes[r.key]}
-    known.update({r.key: False for r in todo if r.embedding})  # the model does not see these texts
+    # The model does not see these texts.
+    known.update({r.key: False for r in todo if r.embedding is not None})
     asked = iter(index.embedder.truncated_flags([r.text for r in todo if r.key not in known]))
     return [known[r.key] if r.key in known else next(asked) for r in todo]
 

@@ -24,6 +24,7 @@ from searchkit.store.damage import guarded
 __all__ = ["Catalog", "SegmentRecord"]
 
 IdArray = npt.NDArray[np.int64]
+_NO_END = 2**62  # above every generation and id
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ class Catalog:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     @guarded
+    def tombstone_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM tombstones").fetchone()[0])
+
+    @guarded
     def dead_counts(self) -> dict[str, int]:
         """Each segment's tombstones: the versions it holds that have died."""
         sql = (
@@ -86,27 +91,31 @@ class Catalog:
 
     @guarded
     def written_since(self, generation: int, batch: int = 4096) -> Iterator[tuple[IdArray, Matrix]]:
-        """(ids, vectors) of the embeddings written after `generation`, by id."""
-        yield from self._embedding_pages("gen > ?", (generation,), batch)
+        """(ids, vectors) of the embeddings written after `generation`."""
+        yield from self._embedding_pages(generation + 1, _NO_END, batch)
 
     @guarded
     def written_between(self, first: int, last: int, batch: int = 4096) -> Iterator[tuple[IdArray, Matrix]]:
         """(ids, vectors) of the live embeddings written in generations `first`..`last`."""
-        yield from self._embedding_pages("gen BETWEEN ? AND ?", (first, last), batch)
+        yield from self._embedding_pages(first, last, batch)
 
-    def _embedding_pages(
-        self, where: str, params: tuple[int, ...], batch: int
-    ) -> Iterator[tuple[IdArray, Matrix]]:
-        last_id = 0
-        sql = f"SELECT id, embedding FROM embeddings WHERE {where} AND id > ? ORDER BY id LIMIT ?"
-        while rows := self.db.execute(sql, (*params, last_id, batch)).fetchall():
-            last_id = rows[-1][0]
-            yield self._batch(rows)
+    def _embedding_pages(self, first: int, last: int, batch: int) -> Iterator[tuple[IdArray, Matrix]]:
+        """Pages in (gen, id) order along the ``embeddings_gen`` index (whose entries are
+        (gen, rowid)): each page starts after the last one's key, so the read costs what it
+        returns, never a scan of every embedding (ordered by id alone, SQLite scanned them)."""
+        sql = (
+            "SELECT id, embedding, gen FROM embeddings INDEXED BY embeddings_gen"
+            " WHERE gen <= ? AND (gen, id) > (?, ?) ORDER BY gen, id LIMIT ?"
+        )
+        after = (first - 1, _NO_END)
+        while rows := self.db.execute(sql, (last, *after, batch)).fetchall():
+            after = (rows[-1][2], rows[-1][0])
+            yield self._batch([(r[0], r[1]) for r in rows])
 
     @guarded
     def died_since(self, generation: int) -> list[tuple[int, int]]:
         """(id, old_gen) of every version that died after `generation`."""
-        sql = "SELECT id, old_gen FROM tombstones WHERE gen > ?"
+        sql = "SELECT id, old_gen FROM tombstones INDEXED BY tombstones_gen WHERE gen > ?"
         return [(int(i), int(g)) for i, g in self.db.execute(sql, (generation,))]
 
     @guarded
