@@ -7,7 +7,9 @@ alternated with it (A B A B ...).
 
     .venv/bin/python scripts/bench.py [--quick] [--sections ingest,cli,warm,ann,memory,recall,plot,filters]
         [--sizes 10000,100000,1000000] [--warm-sizes 10000,100000]
-        [--memory-sizes 100000,1000000] [--write-sizes 10000,100000,1000000] [--out bench-results/]
+        [--memory-sizes 100000,1000000] [--write-sizes 10000,100000,1000000]
+        [--segment-sizes 1000000] [--segment-kinds flat,hnsw] [--scale-sizes 1000000]
+        [--scale-kinds flat] [--out bench-results/]
 
 Sections: one function each (see SECTIONS at the bottom), each returning a dict that goes
 into OUT/bench.json under its name, with "data" (where its vectors come from: real
@@ -35,6 +37,13 @@ embeddings or synthetic ones) and "table" (rows for the summary printed at the e
   filters a --where matching 1% of 1M items (100k with --quick), unindexed against a field
           index: Index.search, the filter alone, and the search parts after it
           (scripts/bench_filters.py). Synthetic: random vectors, generated metadata.
+  segments search p50/p99 and recall@10 with as many segments and unsealed vectors as the
+          merge policy keeps, against the same items compacted (alternated), and the
+          compaction time, at each --segment-sizes for --segment-kinds
+          (scripts/bench_segments.py). Noisy copies; real queries, real model.
+  scale   --scale-sizes items with their vectors through one Index.add: items/s chunk by
+          chunk (the last 10% against the first), the final merges, the writer's peak RSS
+          against the vectors' size (scripts/bench_scale.py). Noisy copies, made lazily.
 
 A section run alone merges its result into an existing bench.json (plot alone plots the
 ann results stored there).
@@ -117,6 +126,11 @@ class Config:
     warm_queries: int
     ann_queries: int
     write_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    segment_sizes: tuple[int, ...] = (1_000_000,)
+    segment_kinds: tuple[str, ...] = ("flat", "hnsw")
+    scale_sizes: tuple[int, ...] = (1_000_000,)
+    scale_kinds: tuple[str, ...] = ("flat",)
+    scale_commit_every: int | None = None
 
 
 def make_config(args: argparse.Namespace) -> Config:
@@ -154,7 +168,29 @@ def make_config(args: argparse.Namespace) -> Config:
         write_sizes=_sizes(args.write_sizes)
         if args.write_sizes
         else ((2_000, 10_000) if quick else Config.write_sizes),
+        segment_sizes=_sizes(args.segment_sizes)
+        if args.segment_sizes
+        else ((20_000,) if quick else Config.segment_sizes),
+        segment_kinds=_kinds(args.segment_kinds, Config.segment_kinds),
+        scale_sizes=_sizes(args.scale_sizes)
+        if args.scale_sizes
+        else ((100_000,) if quick else Config.scale_sizes),
+        scale_kinds=_kinds(args.scale_kinds, Config.scale_kinds),
+        scale_commit_every=args.scale_commit_every,
     )
+
+
+def _kinds(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """'flat,hnsw' -> ("flat", "hnsw"): index types, checked against searchkit's."""
+    if not text:
+        return default
+    from searchkit.layout import INDEX_TYPES
+
+    kinds = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [k for k in kinds if k not in INDEX_TYPES]
+    if unknown or not kinds:
+        raise SystemExit(f"unknown index type(s) {', '.join(unknown)}: choose from {', '.join(INDEX_TYPES)}")
+    return kinds
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -938,6 +974,12 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "filters": lambda cfg, done: section_filters(cfg),
     "plot": lambda cfg, done: section_plot(cfg, done.get("ann")),
     "writes": lambda cfg, done: __import__("bench_writes").section(cfg.write_sizes),
+    "segments": lambda cfg, done: __import__("bench_segments").section(
+        cfg.segment_sizes, cfg.segment_kinds, cfg.base_sentences
+    ),
+    "scale": lambda cfg, done: __import__("bench_scale").section(
+        cfg.scale_sizes, cfg.scale_kinds, cfg.base_sentences, cfg.scale_commit_every
+    ),
 }
 
 
@@ -1009,6 +1051,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warm-sizes", help="warm index sizes (default 10000,100000)")
     parser.add_argument("--memory-sizes", help="small,large line counts (default 100000,1000000)")
     parser.add_argument("--write-sizes", help="writes index sizes (default 10000,100000,1000000)")
+    parser.add_argument("--segment-sizes", help="segments index sizes (default 1000000; 20000 with --quick)")
+    parser.add_argument("--segment-kinds", help="segments index types (default flat,hnsw)")
+    parser.add_argument("--scale-sizes", help="scale ingest sizes (default 1000000; 100000 with --quick)")
+    parser.add_argument("--scale-kinds", help="scale index types (default flat; flat,hnsw adds hnsw)")
+    parser.add_argument(
+        "--scale-commit-every",
+        type=int,
+        help="testing only: the scale child's Index.add commits every this many items, not 50,000",
+    )
     parser.add_argument(
         "--out", default=str(ROOT / "bench-results"), help="folder for bench.json and the plot"
     )

@@ -70,9 +70,13 @@ def test_plans(segments: list[SegmentSize], tail: int, expected: list[Merge]) ->
     assert plan_merges(segments, tail, P) == expected
 
 
-def test_forced_compaction_seals_any_tail_and_vacuums_any_dead() -> None:
-    plans = plan_merges(sizes(900_000, (20_000, 5)), 3, P, force=True)
-    assert plans == [Merge((), seal=True, reason="seal"), Merge(("s1",), reason="vacuum")]
+def test_forced_compaction_seals_any_tail_and_merges_everything_into_one() -> None:
+    plans = plan_merges(sizes(900_000, (20_000, 5), 3_000), 3, P, force=True)
+    assert plans == [Merge((), seal=True, reason="seal"), Merge(("s0", "s1", "s2"), reason="all into one")]
+    assert plan_merges(sizes((10_000, 2_000)), 0, P, force=True) == [Merge(("s0",), reason="vacuum")]
+    assert plan_merges(sizes((1_000, 200)), 0, P, force=True) == [Merge(("s0",), reason="vacuum")]  # few
+    assert plan_merges(sizes((900_000, 5)), 0, P, force=True) == []  # a graph's few dead nodes stay
+    assert plan_merges(sizes(900_000), 0, P, force=True) == []
 
 
 @pytest.mark.parametrize(

@@ -163,7 +163,7 @@ def export_cmd(
     """Print every item as JSON Lines: {"id", "text", "metadata"[, "embedding"]}."""
     from searchkit.service import Index
 
-    with Index.open(index) as opened:
+    with Index.open(index, load=False) as opened:  # rows only
         _emit_lines(opened.export(vectors=vectors))
 
 

@@ -125,7 +125,7 @@ def index_field_cmd(
 
     if not fields and not drop:
         raise UsageError("name a metadata field to index, or --drop FIELD")
-    with Index.open(index) as opened:
+    with Index.open(index, load=False) as opened:
         added = opened.index_field(*fields) if fields else []
         dropped = opened.index_field(*drop, drop=True) if drop else []
         indexed = opened.fields()
@@ -152,7 +152,7 @@ def delete_cmd(
     """Delete items by id."""
     from searchkit.service import Index
 
-    with Index.open(index) as opened:
+    with Index.open(index, load=False) as opened:  # a write changes rows only
         report = opened.delete(ids)
         total = len(opened)
     typer.echo(f"{index}: {report.deleted} deleted ({total} items left) in {report.seconds:.2f} s")

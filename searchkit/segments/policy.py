@@ -12,6 +12,9 @@ Size-tiered, over adjacent generation ranges (a merged segment must cover one ra
   merges: a million vectors sit in at most one segment per tier (1k, 10k, 100k, 1M), so a
   search fans out to at most five parts (the tail included) and a vector is rewritten
   about once per tier;
+- **compact** (`force`, ``searchkit compact``): the tail sealed and everything merged into
+  one segment, as Lucene's ``forceMerge(1)``; a merged HNSW graph keeps its base's dead nodes
+  (never returned) until they are `deleted_share` of it, however few;
 - **vacuum**: a segment whose dead share reaches `deleted_share` (0.2: Qdrant's
   ``deleted_threshold``, Milvus's compaction threshold) is rewritten without them, once it
   has `vacuum_min` dead vectors (Qdrant's ``vacuum_min_vector_number``).
@@ -78,11 +81,22 @@ def plan_merges(
     segments: Sequence[SegmentSize], tail: int, policy: Policy = DEFAULT_POLICY, force: bool = False
 ) -> list[Merge]:
     """The steps to run now, in order (each plans over the result of the one before it is
-    not known here: run the first, then plan again). `force` seals any tail and merges
-    every run of two or more segments of one tier, as ``searchkit compact`` does."""
+    not known here: run the first, then plan again). `force` is ``searchkit compact``, as
+    Lucene's ``forceMerge(1)``: any tail sealed, every segment merged into one, no dead
+    vector left."""
     steps: list[Merge] = []
     if tail and (tail >= policy.seal_at or force):
         steps.append(Merge((), seal=True, reason="seal"))
+    if force:
+        if len(segments) > 1:
+            return [*steps, Merge(tuple(s.name for s in segments), reason="all into one")]
+        # An HNSW merge keeps its base's dead nodes (marked, never returned); they go once
+        # they are the share a vacuum waits for, however few.
+        return steps + [
+            Merge((s.name,), reason="vacuum")
+            for s in segments
+            if s.vectors and (s.live == 0 or s.dead / s.vectors >= policy.deleted_share)
+        ]
     steps += _tier_merges(segments, policy)
     merged = {name for step in steps for name in step.names}
     for segment in segments:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from searchkit.metrics import Matrix, pairwise
 from searchkit.types import Metric
-from searchkit.vectors import IdArray, VectorIndex, _faiss
+from searchkit.vectors import IdArray, VectorIndex, _faiss, one_thread
 
 __all__ = ["Part", "SegmentView", "Tail"]
 
@@ -172,13 +172,14 @@ class SegmentView:
         """The best `k` candidates per (prepared) query over every part and the tail, as
         (higher-is-better scores, ids); ids are -1 where fewer exist."""
         found: list[tuple[Scores, IdArray]] = []
-        for part in self.parts:
-            if part.live > 0:
-                here = allowed
-                if allowed is not None and len(part.dead):
-                    here = allowed[~np.isin(allowed, part.dead)]
-                distances, ids = part.search(queries, k, here)
-                found.append((_higher_is_better(distances, self.metric), ids))
+        with one_thread(len(queries)):
+            for part in self.parts:
+                if part.live > 0:
+                    here = allowed
+                    if allowed is not None and len(part.dead):
+                        here = allowed[~np.isin(allowed, part.dead)]
+                    distances, ids = part.search(queries, k, here)
+                    found.append((_higher_is_better(distances, self.metric), ids))
         if len(self.tail.ids):
             found.append(self.tail.search(queries, k, self.metric, allowed))
         if not found:

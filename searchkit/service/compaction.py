@@ -31,19 +31,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING
 
 from searchkit import faults
 from searchkit.lock import WriteLock
 from searchkit.metrics import Matrix, prepare
 from searchkit.segments.build import extend, fresh, layout_for
 from searchkit.segments.policy import DEFAULT_POLICY, Merge, Policy, SegmentSize, plan_merges
-from searchkit.service.protocol import segment_file
+from searchkit.service.protocol import WriteProtocol, segment_file
 from searchkit.store.catalog import SegmentRecord
 from searchkit.vectors import IdArray, fsync_dir
-
-if TYPE_CHECKING:
-    from searchkit.service.index import Index
 
 __all__ = ["COMPACT_LOCK", "Compactor", "compact", "maintain", "plan_now"]
 
@@ -64,13 +60,13 @@ class _Built:
     config: str
 
 
-def plan_now(index: Index, policy: Policy = DEFAULT_POLICY, force: bool = False) -> list[Merge]:
+def plan_now(index: WriteProtocol, policy: Policy = DEFAULT_POLICY, force: bool = False) -> list[Merge]:
     """What the policy would do to the committed segments now."""
     with index.store.transaction():
         return _plan(index, policy, force)
 
 
-def _plan(index: Index, policy: Policy, force: bool) -> list[Merge]:
+def _plan(index: WriteProtocol, policy: Policy, force: bool) -> list[Merge]:
     store = index.store
     dead = store.dead_counts()
     sizes = [SegmentSize(r.name, r.vectors, r.marked + dead.get(r.name, 0)) for r in store.segments()]
@@ -78,7 +74,7 @@ def _plan(index: Index, policy: Policy, force: bool) -> list[Merge]:
 
 
 def compact(
-    index: Index,
+    index: WriteProtocol,
     force: bool = False,
     policy: Policy = DEFAULT_POLICY,
     lock_timeout: float = 60.0,
@@ -108,7 +104,7 @@ def compact(
     return done
 
 
-def maintain(index: Index, policy: Policy = DEFAULT_POLICY) -> list[str]:
+def maintain(index: WriteProtocol, policy: Policy = DEFAULT_POLICY) -> list[str]:
     """After a write outside ``serve``: seal and merge once the tail reaches ``seal_at``."""
     if index.store.tail_count() < policy.seal_at:
         return []
@@ -116,7 +112,7 @@ def maintain(index: Index, policy: Policy = DEFAULT_POLICY) -> list[str]:
 
 
 @contextlib.contextmanager
-def _compaction_lock(index: Index, timeout: float) -> Iterator[bool]:
+def _compaction_lock(index: WriteProtocol, timeout: float) -> Iterator[bool]:
     lock = WriteLock(index.path, timeout, name=COMPACT_LOCK)
     if timeout <= 0:
         if not lock.try_acquire():
@@ -130,7 +126,7 @@ def _compaction_lock(index: Index, timeout: float) -> Iterator[bool]:
         lock.release()
 
 
-def _run(index: Index, step: Merge, policy: Policy, lock_timeout: float) -> str | None:
+def _run(index: WriteProtocol, step: Merge, policy: Policy, lock_timeout: float) -> str | None:
     built = _build(index, step, policy)
     if built is None:
         return None
@@ -154,7 +150,7 @@ def _run(index: Index, step: Merge, policy: Policy, lock_timeout: float) -> str 
     return f"{what} into {built.record.name} ({built.record.vectors} vectors, {built.record.kind})"
 
 
-def _still_current(index: Index, built: _Built) -> bool:
+def _still_current(index: WriteProtocol, built: _Built) -> bool:
     store = index.store
     names = {r.name for r in store.segments()}
     return (
@@ -162,11 +158,11 @@ def _still_current(index: Index, built: _Built) -> bool:
     )
 
 
-def _config(index: Index) -> str:
+def _config(index: WriteProtocol) -> str:
     return json.dumps(index.store.config, sort_keys=True)
 
 
-def _build(index: Index, step: Merge, policy: Policy) -> _Built | None:
+def _build(index: WriteProtocol, step: Merge, policy: Policy) -> _Built | None:
     """Step 1, in one snapshot: the new segment written to its temporary file."""
     store = index.store
     with store.transaction():
@@ -215,7 +211,7 @@ class Compactor:
     """A background thread that runs the merge policy of one index after its writes
     (``serve``): `nudge` after a write; `close` stops it (a step under way finishes)."""
 
-    def __init__(self, index: Index, policy: Policy = DEFAULT_POLICY, interval: float = 1.0) -> None:
+    def __init__(self, index: WriteProtocol, policy: Policy = DEFAULT_POLICY, interval: float = 1.0) -> None:
         self.index = index  # its own Index, with its own SQLite connection
         self.policy = policy
         self.interval = interval
@@ -233,7 +229,7 @@ class Compactor:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=120)
-        self.index.close()
+        self.index.store.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

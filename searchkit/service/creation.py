@@ -74,7 +74,8 @@ def build(
         )
         if new is not None:
             return new, _first_ingest(new, records, batch_size, add_options, made)
-    index = Index.open(folder, model=model, backend=backend)
+    # A write changes rows only: no vectors to load (a million would take a second).
+    index = Index.open(folder, model=model, backend=backend, load=False)
     try:
         if metric is not None and Metric.parse(metric) is not index.metric:
             raise UsageError(

@@ -63,7 +63,7 @@ class Index(WriteProtocol):
         self._holding = 0  # depth of _locked in this object (a compaction inside a write)
         # serve's background compaction (compaction.Compactor); without one, a write
         # seals and merges itself once the tail is full.
-        self.compactor: Any = None
+        self.compactor = None
         # Reads may come from several threads (the HTTP service shares one Index among
         # them): each snapshot swaps in a generation, then uses it, as one step.
         self._snapshot_lock = threading.RLock()
@@ -178,21 +178,9 @@ class Index(WriteProtocol):
         return self._synced(lambda snap: snap.vectors)
 
     def segments(self) -> list[dict[str, Any]]:
-        """The committed segments: file, generations, entries, dead versions, type; and the tail."""
+        """The committed segments (file, generations, entries, dead versions, type), then the tail."""
         with self._snapshot_lock, self.store.transaction():
-            dead = self.store.dead_counts()
-            listed: list[dict[str, Any]] = [
-                {
-                    "name": r.name,
-                    "generations": [r.first, r.last],
-                    "vectors": r.vectors,
-                    "dead": r.marked + dead.get(r.name, 0),
-                    "type": r.kind,
-                }
-                for r in self.store.segments()
-            ]
-            listed.append({"name": "tail", "vectors": self.store.tail_count(), "dead": 0, "type": "memory"})
-            return listed
+            return self.store.segment_listing()
 
     def search(
         self,
@@ -249,7 +237,8 @@ class Index(WriteProtocol):
 
     def fields(self) -> list[str]:
         """The metadata fields with a field index (see `index_field`), by name."""
-        return self._synced(lambda snap: snap.store.indexed_fields())
+        with self._snapshot_lock, self.store.transaction():
+            return self.store.indexed_fields()
 
     def index_field(self, *fields: str, drop: bool = False, lock_timeout: float = 60.0) -> list[str]:
         """Index metadata fields, as Qdrant's payload indexes: a filter's equalities, ``$in``
@@ -322,7 +311,7 @@ class Index(WriteProtocol):
                     run, staged = ingest.new_run(), 0
             if self.store.pending_count(run) or stale:
                 self._commit_run(run, stale, report)
-        self._maintain(report)
+        self._maintain()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -341,7 +330,7 @@ class Index(WriteProtocol):
                     faults.reach("in-commit")
             if removed:
                 self._after_commit()
-        self._maintain(report)
+        self._maintain()
         report.deleted = len(removed)
         split = [key for key, pieces in found.items() if pieces - {key}]
         if split:
@@ -396,23 +385,6 @@ class Index(WriteProtocol):
 
         with storage_errors(self.path):
             return compact(self, force=force, lock_timeout=lock_timeout)
-
-    def _seal(self) -> None:
-        """Under the write lock, between a bulk ingest's chunks: the chunk becomes a segment."""
-        from searchkit.service.compaction import compact
-
-        if self.compactor is None:
-            compact(self, seal_only=True)
-
-    def _maintain(self, report: WriteReport) -> None:
-        """After a write: the background compaction is told, or the policy runs here."""
-        from searchkit.service.compaction import maintain
-
-        if self.compactor is not None:
-            self.compactor.nudge()
-            return
-        with storage_errors(self.path):
-            maintain(self)
 
     def check(self, repair: bool = False) -> Any:
         """Compare manifest, FAISS ids and SQLite rows; with `repair`, restore them from SQLite."""

@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -70,6 +70,9 @@ REPLAN_FACTOR = 4
 # Snapshots a busy writer may overtake before a read gives up (each write takes one).
 _SNAPSHOT_ATTEMPTS = 20
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from searchkit.service.compaction import Compactor
 
 
 def segment_file(generation: int) -> str:
@@ -113,6 +116,7 @@ class WriteProtocol:
     _snapshot_lock: threading.RLock
     _held_lock: WriteLock | None  # taken by the caller (a first ingest holds it from the start)
     _holding: int  # how deep in _locked this object is (a compaction inside a write)
+    compactor: Compactor | None  # serve's background compaction; None: writes run it themselves
 
     @property
     def generation(self) -> int:
@@ -162,6 +166,23 @@ class WriteProtocol:
         self.manifest.write(self.path)
         faults.reach("after-manifest")
         self.store.reclaim()
+
+    def _seal(self) -> None:
+        """Under the write lock, between a bulk ingest's chunks: the chunk becomes a segment."""
+        from searchkit.service.compaction import compact
+
+        if self.compactor is None:
+            compact(self, seal_only=True)
+
+    def _maintain(self) -> None:
+        """After a write: the background compaction is told, or the policy runs here."""
+        from searchkit.service.compaction import maintain
+
+        if self.compactor is not None:
+            self.compactor.nudge()
+            return
+        with storage_errors(self.path):
+            maintain(self)
 
     def _remove_unlisted(self) -> None:
         """Under the write lock: remove the segment files the committed set no longer lists

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +57,24 @@ class Catalog:
         """The committed segments, oldest range first."""
         rows = self.db.execute("SELECT name, first, last, vectors, kind, marked FROM segments ORDER BY first")
         return [SegmentRecord(str(n), int(f), int(la), int(v), str(k), int(m)) for n, f, la, v, k, m in rows]
+
+    @guarded
+    def segment_listing(self) -> list[dict[str, Any]]:
+        """Each segment as `info` shows it (dead: its tombstones and the entries its file
+        marks removed), and last the tail."""
+        dead = self.dead_counts()
+        listed: list[dict[str, Any]] = [
+            {
+                "name": r.name,
+                "generations": [r.first, r.last],
+                "vectors": r.vectors,
+                "dead": r.marked + dead.get(r.name, 0),
+                "type": r.kind,
+            }
+            for r in self.segments()
+        ]
+        listed.append({"name": "tail", "vectors": self.tail_count(), "dead": 0, "type": "memory"})
+        return listed
 
     @guarded
     def sealed(self) -> int:
