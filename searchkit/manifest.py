@@ -16,8 +16,8 @@ from typing import Any
 
 from searchkit import __version__
 from searchkit.errors import CorruptIndexError, IndexNotFoundError
+from searchkit.layout import Layout, plan
 from searchkit.types import Fingerprint, Metric
-from searchkit.vectors import Layout
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "now"]
 
@@ -57,6 +57,26 @@ class Manifest:
             "layout": self.layout.to_json(),
             "trained_at": self.trained_at,
         }
+
+    def config_with(
+        self,
+        metric: str | Metric | None = None,
+        index_type: str | None = None,
+        index_options: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """This configuration with another metric, index type (its options reset) or
+        options, validated before FAISS sees it (a rebuild's)."""
+        config = self.config()
+        if metric is not None:
+            config["metric"] = Metric.parse(metric).value
+        if index_type is not None:
+            config["index_type"] = index_type
+            config["index_options"] = {}
+        if index_options is not None:
+            config["index_options"] = dict(index_options)
+        wanted = Manifest.from_config(config)
+        plan(wanted.index_type, wanted.metric, 0, wanted.model.dimension, wanted.index_options)
+        return config
 
     @property
     def faiss(self) -> str:

@@ -3,18 +3,19 @@
 Every index is wrapped in an ID map, so FAISS holds the store's row ids, never
 positions: deletes and updates can't make ids drift from rows. Files are written
 to a temporary name, fsynced and renamed, so a reader sees the old file or the
-new one, never half of either.
+new one, never half of either. One `VectorIndex` is one segment's file (segments/):
+written once, then only read.
 
 FAISS cannot unlink a node from an HNSW graph, and IVF under an id map cannot remove in
-place either; for those, a delete (or the replaced vector of an update) marks the vector's
-id-map entry -1, and every search skips -1 entries through an ID selector. The marks are in
-the file, so they need no format of their own; past `_COMPACT_FRACTION` of dead entries,
-the index is rebuilt without them. A delete at 100k HNSW vectors took 10.5 s as a rebuild.
+place either; when a merge extends such a segment (segments/build.py), its dead versions
+are marked: their id-map entry becomes -1, and every search skips -1 entries through an
+ID selector. The marks are in the file, so they need no format of their own; past
+`_COMPACT_FRACTION` of dead entries, the index is rebuilt without them.
 
-Reads may load a file memory-mapped (`load(..., mapped=True)`): its codes stay in the page
+Reads load a file memory-mapped (`load(..., mapped=True)`): its codes stay in the page
 cache, shared with other processes, and a 100k HNSW file loads in about 0.02 s instead of
 0.14 s. FAISS aborts the whole process when a mapped index is changed (even a clone of
-one), so every change first checks `mapped` and raises instead; writers load unmapped.
+one), so every change first checks `mapped` and raises instead; merges load unmapped.
 """
 
 from __future__ import annotations

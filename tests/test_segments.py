@@ -196,3 +196,36 @@ def test_info_lists_the_segments_and_the_cli_compacts(tmp_path: Path, tiny_model
     shown = runner.invoke(app, ["info", str(folder)])
     assert "30 vectors, 0 dead, flat, generations" in shown.stdout
     assert "tail: 0 vectors" in shown.stdout
+
+
+def test_no_lock_is_held_around_the_faiss_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One thread held inside its FAISS search does not keep another's search from
+    finishing: each reads its own SQLite snapshot, and the view is immutable."""
+    from searchkit.segments.view import SegmentView
+
+    tiny = TinyEmbedder(DIM)
+    index = Index.create(tmp_path / "i", embedder=tiny)
+    index.add(items(0, 2000))
+    inside, release = threading.Event(), threading.Event()
+    search = SegmentView.search
+
+    def held(self: SegmentView, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "held":
+            inside.set()
+            assert release.wait(30)
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(SegmentView, "search", held)
+    found: list[str] = []
+    first = threading.Thread(
+        target=lambda: found.append(index.search("text number 5", k=1)[0].id), name="held"
+    )
+    first.start()
+    try:
+        assert inside.wait(30)
+        # The held search is inside FAISS; this one runs to the end meanwhile.
+        assert index.search("text number 6", k=1)[0].id == "k6"
+    finally:
+        release.set()
+        first.join(timeout=30)
+    assert found == ["k5"]

@@ -21,9 +21,14 @@ from searchkit.lock import WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.metrics import prepare
 from searchkit.segments.build import layout_for
-from searchkit.service.creation import finish_first_commit
-from searchkit.service.index import Index
-from searchkit.service.protocol import DB_FILE, is_vector_file, storage_errors
+from searchkit.service.model_check import load_model
+from searchkit.service.protocol import (
+    DB_FILE,
+    WriteProtocol,
+    finish_first_commit,
+    is_vector_file,
+    storage_errors,
+)
 from searchkit.store import Store, writable
 from searchkit.stored_vectors import StoredVectors
 from searchkit.types import CheckReport, Metric
@@ -64,7 +69,7 @@ def check(
             return report
         try:
             if not read_only:
-                _finish_interrupted_write(folder, store, report, embedder)
+                _finish_interrupted_write(folder, store, report)
             _inspect(folder, store, report)
             if repair and (report.problems or report.notes):
                 _repair(folder, store, report, embedder)
@@ -79,9 +84,7 @@ def check(
     return report
 
 
-def _finish_interrupted_write(
-    folder: Path, store: Store, report: CheckReport, embedder: embedding.Embedder | None
-) -> None:
+def _finish_interrupted_write(folder: Path, store: Store, report: CheckReport) -> None:
     """Do what any open does after a crash between commit and files: finish the write."""
     if not store.config or store.integrity() != "ok":
         return
@@ -94,7 +97,7 @@ def _finish_interrupted_write(
     manifest = Manifest.read(folder)
     if manifest.generation == store.generation:
         return
-    index = Index(folder, manifest.with_config(store.config), store, embedder)
+    index = WriteProtocol(folder, manifest.with_config(store.config), store)
     index._after_commit()
     index._remove_unlisted()
     report.notes.append(
@@ -243,13 +246,14 @@ def _repair(folder: Path, store: Store, report: CheckReport, embedder: embedding
         return  # nothing trustworthy to repair from; the problems say so
     manifest = Manifest.from_config(config)
     with_counts = Manifest.read(folder) if _readable(folder) else manifest
-    index = Index(folder, with_counts.with_config(config), store, embedder)
+    index = WriteProtocol(folder, with_counts.with_config(config), store)
     malformed = store.malformed_embeddings()
     if malformed:
         rows = store.db.execute(
             f"SELECT id, text FROM items WHERE id IN ({','.join('?' * len(malformed))})", malformed
         ).fetchall()
-        vectors = index.embedder.encode([text for _, text in rows])
+        model = embedder or load_model(folder, manifest.model)
+        vectors = model.encode([text for _, text in rows])
         store.replace_embeddings(
             {id_: v.astype("<f4").tobytes() for (id_, _), v in zip(rows, vectors, strict=True)}
         )

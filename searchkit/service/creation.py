@@ -22,7 +22,7 @@ from searchkit.errors import IndexNotFoundError, InputError, SearchkitError, Usa
 from searchkit.lock import LOCK_FILE, WriteLock
 from searchkit.manifest import MANIFEST, Manifest
 from searchkit.service.model_check import check_model
-from searchkit.service.protocol import DB_FILE, is_vector_file, storage_errors
+from searchkit.service.protocol import DB_FILE, finish_first_commit, is_vector_file, storage_errors
 from searchkit.store import Store
 from searchkit.types import Metric, Record, WriteReport
 from searchkit.vectors import plan
@@ -30,7 +30,7 @@ from searchkit.vectors import plan
 if TYPE_CHECKING:
     from searchkit.service.index import Index
 
-__all__ = ["build", "create", "finish_first_commit", "recover"]
+__all__ = ["build", "create", "recover"]
 
 # What a folder being created holds besides the manifest (anything else is the user's).
 _OURS = {
@@ -163,20 +163,6 @@ def recover(folder: Path, missing: IndexNotFoundError) -> Manifest:
             f"searchkit index {folder} FILE again to finish it (the embeddings made so far are kept)"
         )
     return manifest
-
-
-def finish_first_commit(folder: Path, store: Store) -> Manifest | None:
-    """Under the write lock, in a folder with no manifest: write the one a first commit did
-    not live to write; None if nothing was committed."""
-    from searchkit.service.index import Index
-
-    config = store.config
-    if not config or not store.count():
-        return None
-    index = Index(folder, Manifest.from_config(config), store)
-    with storage_errors(folder):
-        index._after_commit()
-    return index.manifest
 
 
 def _lock_new(folder: Path, timeout: float, on_wait: Callable[[], None] | None) -> WriteLock:

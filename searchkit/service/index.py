@@ -6,13 +6,11 @@ which a write changes them, and how a reader sees them whole, is protocol.py.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,12 +18,20 @@ from searchkit import embedder as embedding
 from searchkit import faults
 from searchkit.errors import IndexNotFoundError, UsageError
 from searchkit.manifest import Manifest
-from searchkit.service.model_check import check_asked_model, check_model, expected_model, model_to_load
-from searchkit.service.protocol import DB_FILE, WriteProtocol, empty_view, storage_errors
+from searchkit.service.model_check import (
+    check_asked_model,
+    check_model,
+    expected_model,
+    load_model,
+    with_pipeline,
+)
+from searchkit.service.protocol import DB_FILE, WriteProtocol, storage_errors
 from searchkit.service.search import MAX_K
 from searchkit.store import Store
 from searchkit.types import Hits, Metric, Mode, Record, WriteReport
-from searchkit.vectors import plan
+
+if TYPE_CHECKING:
+    from searchkit.service.compaction import Compactor
 
 __all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors"]
 
@@ -51,22 +57,14 @@ class Index(WriteProtocol):
         model: str | None = None,
         backend: str | None = None,
     ) -> None:
-        self.path = path
-        self.manifest = manifest
-        self.store = store
+        super().__init__(path, manifest, store)
         self._embedder = embedder
         # Where to load the model from, and with which engine, when it is first needed.
         self._model = model
         self._backend = None if backend == "auto" else backend
-        self._current = (empty_view(manifest), manifest)
-        self._held_lock = None
-        self._holding = 0  # depth of _locked in this object (a compaction inside a write)
         # serve's background compaction (compaction.Compactor); without one, a write
         # seals and merges itself once the tail is full.
-        self.compactor = None
-        # Reads may come from several threads (the HTTP service shares one Index among
-        # them): each snapshot swaps in a generation, then uses it, as one step.
-        self._snapshot_lock = threading.RLock()
+        self.compactor: Compactor | None = None
 
     # --- opening -------------------------------------------------------------
 
@@ -149,16 +147,11 @@ class Index(WriteProtocol):
     def embedder(self) -> embedding.Embedder:
         """The index's own model, loaded on first use."""
         if self._embedder is None:
-            expected = expected_model(self.manifest.model)
-            # A torch-family index is queried with the default engine (fp32 ONNX when
-            # installed: the same vectors, and no torch import on a cold query; torch
-            # where ONNX cannot run the model), unless a backend was asked for.
-            family = None if expected.backend == "torch" else expected.backend
-            source = self._model or model_to_load(self.path, expected)
-            loaded = embedding.load(source, self._backend or family)
-            check_model(self.path, expected, loaded.fingerprint)
-            self._embedder = loaded
+            self._embedder = load_model(self.path, self.manifest.model, self._model, self._backend)
         return self._embedder
+
+    def _model_now(self) -> embedding.Embedder:
+        return self.embedder
 
     @property
     def note(self) -> str | None:
@@ -213,27 +206,19 @@ class Index(WriteProtocol):
         """Search several queries with one embedding call and one FAISS call (per step)."""
         from searchkit.service.search import search
 
-        return search(self, queries, k, where=where, mode=mode, group_by_parent=group_by_parent)
+        def encode(texts: list[str]) -> Any:
+            return self.embedder.encode(texts)  # loaded here, not for a keyword search
+
+        return search(
+            self._synced, encode, queries, k, where=where, mode=mode, group_by_parent=group_by_parent
+        )
 
     def info(self) -> dict[str, Any]:
-        """The manifest, the live counts, the fields indexed and the size of each file."""
-        counts, fields = self._synced(
-            lambda snap: (
-                {
-                    "items": snap.store.count(),
-                    "vectors": snap.vectors.ntotal,
-                    "truncated": snap.store.truncated_count(),
-                },
-                snap.store.indexed_fields(),
-            )
-        )
-        data = self.manifest.to_json()
-        data["path"] = str(self.path)
-        data["counts"] = counts
-        data["fields"] = fields
-        data["segments"] = self.segments()
-        data["sizes"] = _file_sizes(self.path)
-        return data
+        """The manifest; from one snapshot the live counts, the fields indexed and the
+        segments (and the tail); and the size of each file."""
+        from searchkit.service.describe import describe
+
+        return describe(self)
 
     def fields(self) -> list[str]:
         """The metadata fields with a field index (see `index_field`), by name."""
@@ -299,9 +284,9 @@ class Index(WriteProtocol):
             if split != "none":
                 records = ingest.pieces(records, split, self.store, stale)
             chunk = max(256, batch_size * 8)
-            staged = 0
+            staged, dimension = 0, self.manifest.model.dimension
             while batch := list(islice(records, chunk)):
-                ingest.stage(self, run, batch, batch_size, report)
+                ingest.stage(self.store, self._model_now, dimension, run, batch, batch_size, report)
                 staged += len(batch)
                 if on_progress is not None:
                     on_progress(len(batch))
@@ -352,18 +337,8 @@ class Index(WriteProtocol):
         """Rebuild the vectors from the stored embeddings (IVF and PQ retrained), optionally
         under another metric, index type or options. Embeds nothing."""
         started = time.perf_counter()
-        config = self.manifest.config()
         # An index older than pipeline digests records its model's here too (model_check.py).
-        config["model"] = expected_model(self.manifest.model).to_json()
-        if metric is not None:
-            config["metric"] = Metric.parse(metric).value
-        if index_type is not None:
-            config["index_type"] = index_type
-            config["index_options"] = {}
-        if index_options is not None:
-            config["index_options"] = dict(index_options)
-        wanted = Manifest.from_config(config)
-        plan(wanted.index_type, wanted.metric, 0, wanted.model.dimension, wanted.index_options)
+        config = with_pipeline(self.manifest).config_with(metric, index_type, index_options)
         report = WriteReport()
         with self._writing(lock_timeout):
             with self.store.transaction():
@@ -386,18 +361,25 @@ class Index(WriteProtocol):
         with storage_errors(self.path):
             return compact(self, force=force, lock_timeout=lock_timeout)
 
+    def _seal(self) -> None:
+        """Under the write lock, between a bulk ingest's chunks: the chunk becomes a segment."""
+        from searchkit.service.compaction import compact
+
+        if self.compactor is None:
+            compact(self, seal_only=True)
+
+    def _maintain(self) -> None:
+        """After a write: the background compaction is told, or the policy runs here."""
+        from searchkit.service.compaction import maintain
+
+        if self.compactor is not None:
+            self.compactor.nudge()
+            return
+        with storage_errors(self.path):
+            maintain(self)
+
     def check(self, repair: bool = False) -> Any:
         """Compare manifest, FAISS ids and SQLite rows; with `repair`, restore them from SQLite."""
         from searchkit.service.check import check
 
         return check(self.path, repair=repair, embedder=self._embedder)
-
-
-def _file_sizes(folder: Path) -> dict[str, int]:
-    sizes = {}
-    for path in sorted(folder.iterdir()):
-        # A writer in another thread or process may remove an old vectors file meanwhile.
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_file():
-                sizes[path.name] = path.stat().st_size
-    return sizes

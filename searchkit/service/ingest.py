@@ -1,9 +1,10 @@
-"""Ingest: records in, batches staged with their embeddings, one commit at the end.
+"""Ingest: records in, batches staged with their embeddings, committed by the writer.
 
-Works on an open `Index` under its write lock (see protocol.py for the order of
-writes). An embedding is made only for a text the index has never seen: a
-changed item is re-embedded, an unchanged one skipped, and a text already stored
-under another id (or staged by an interrupted ingest) reuses its vector.
+Works on a writer's store under its write lock (see protocol.py for the order of
+writes), with its model loaded only when a text needs embedding. An embedding is made
+only for a text the index has never seen: a changed item is re-embedded, an unchanged
+one skipped, and a text already stored under another id (or staged by an interrupted
+ingest) reuses its vector.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from searchkit.store import PendingRow, RowState, Store, dump_metadata
 from searchkit.types import Record, WriteReport
 
 if TYPE_CHECKING:
-    from searchkit.service.index import Index
+    from searchkit.embedder import Embedder
 
 __all__ = ["SPLIT_FIELDS", "as_record", "content_hash", "new_run", "pieces", "stage"]
 
@@ -46,8 +47,17 @@ def new_run() -> str:
     return uuid.uuid4().hex
 
 
-def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: WriteReport) -> None:
-    """Embed what `batch` needs and commit it to ``pending``; count what it does.
+def stage(
+    store: Store,
+    model: Callable[[], Embedder],
+    dimension: int,
+    run: str,
+    batch: list[Record],
+    batch_size: int,
+    report: WriteReport,
+) -> None:
+    """Embed what `batch` needs (`model` loads the index's model, when a text needs it) and
+    commit it to ``pending``; count what it does.
 
     An item whose text, metadata and source are all as stored is unchanged; one whose text
     alone is as stored is updated with the stored embedding (``metadata only``)."""
@@ -56,10 +66,8 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
         if record.key in latest:
             report.duplicates += 1
         latest[record.key] = record
-    store = index.store
     seen_in_run = store.pending_keys(run, list(latest))
     report.duplicates += len(seen_in_run)
-    dimension = index.manifest.model.dimension
     given = {key: _given(r, dimension) for key, r in latest.items() if r.embedding is not None}
     hashes = {
         key: given_hash(r.text, given[key]) if key in given else content_hash(r.text)
@@ -84,8 +92,7 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
     known.update({hashes[key]: vector for key, vector in given.items()})
     missing = list(dict.fromkeys(r.text for r in todo if hashes[r.key] not in known))
     if missing:
-        vectors = index.embedder.encode(missing, batch_size=batch_size)
-        dimension = index.manifest.model.dimension
+        vectors = model().encode(missing, batch_size=batch_size)
         if vectors.ndim != 2 or vectors.shape != (len(missing), dimension):
             raise UsageError(
                 f"the model gave vectors of shape {vectors.shape}, expected ({len(missing)}, {dimension})"
@@ -93,7 +100,7 @@ def stage(index: Index, run: str, batch: list[Record], batch_size: int, report: 
         for text, vector in zip(missing, vectors, strict=True):
             known[content_hash(text)] = vector.astype("<f4").tobytes()
         report.embedded += len(missing)
-    flags = _truncated(index, todo, hashes, stored)
+    flags = _truncated(model, todo, hashes, stored)
     report.truncated += sum(flags)
     store.stage(
         run,
@@ -112,14 +119,15 @@ def _same_row(state: RowState | None, record: Record) -> bool:
 
 
 def _truncated(
-    index: Index, todo: list[Record], hashes: dict[str, str], stored: dict[str, RowState]
+    model: Callable[[], Embedder], todo: list[Record], hashes: dict[str, str], stored: dict[str, RowState]
 ) -> list[bool]:
     """Whether each text is cut at max_seq_length: as stored for a text the row already has
     (tokenising a long text costs), else asked of the model."""
     known = {r.key: s.truncated for r in todo if (s := stored.get(r.key)) and s.content_hash == hashes[r.key]}
     # The model does not see these texts.
     known.update({r.key: False for r in todo if r.embedding is not None})
-    asked = iter(index.embedder.truncated_flags([r.text for r in todo if r.key not in known]))
+    unknown = [r.text for r in todo if r.key not in known]
+    asked = iter(model().truncated_flags(unknown) if unknown else [])
     return [known[r.key] if r.key in known else next(asked) for r in todo]
 
 

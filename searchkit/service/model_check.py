@@ -17,9 +17,16 @@ from searchkit.model_digest import pipeline, weights_sha256
 from searchkit.types import Fingerprint
 
 if TYPE_CHECKING:
-    from searchkit.service.protocol import WriteProtocol
+    from searchkit.manifest import Manifest
 
-__all__ = ["check_asked_model", "check_model", "expected_model", "model_to_load", "record_pipeline"]
+__all__ = [
+    "check_asked_model",
+    "check_model",
+    "expected_model",
+    "load_model",
+    "model_to_load",
+    "with_pipeline",
+]
 
 
 def check_model(folder: Path, have: Fingerprint, asked: Fingerprint) -> None:
@@ -91,16 +98,31 @@ def model_to_load(folder: Path, recorded: Fingerprint) -> str:
     return path
 
 
-def record_pipeline(index: WriteProtocol) -> None:
-    """Inside a write's transaction: an index that records no pipeline digest gets the one of
-    the folder it was built from, where `expected_model` finds it (never a digest merely asked for)."""
-    recorded = index.manifest.model
+def with_pipeline(manifest: Manifest) -> Manifest:
+    """The manifest of an index that records no pipeline digest, with the digest of the
+    folder it was built from, where `expected_model` finds it (never a digest merely
+    asked for); the manifest itself where there is nothing to add."""
+    recorded = manifest.model
     if recorded.pipeline:
-        return
+        return manifest
     expected = expected_model(recorded)
-    if expected.pipeline:
-        index.manifest = replace(index.manifest, model=expected)
-        index.store.set_config(index.manifest.config())
+    return replace(manifest, model=expected) if expected.pipeline else manifest
+
+
+def load_model(
+    folder: Path, recorded: Fingerprint, model: str | None = None, backend: str | None = None
+) -> embedding.Embedder:
+    """The index's own model: from `model` (its folder, perhaps moved) or where it was built
+    from, with `backend` or the default engine of its family, checked against `recorded`.
+
+    A torch-family index is queried with the default engine (fp32 ONNX when installed: the
+    same vectors, and no torch import on a cold query; torch where ONNX cannot run the
+    model), unless a backend was asked for."""
+    expected = expected_model(recorded)
+    family = None if expected.backend == "torch" else expected.backend
+    loaded = embedding.load(model or model_to_load(folder, expected), backend or family)
+    check_model(folder, expected, loaded.fingerprint)
+    return loaded
 
 
 def _mismatch(

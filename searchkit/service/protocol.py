@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -53,13 +53,22 @@ from searchkit.manifest import Manifest
 from searchkit.metrics import prepare
 from searchkit.segments.build import layout_for
 from searchkit.segments.view import Part, SegmentView, Tail
-from searchkit.service.model_check import record_pipeline
+from searchkit.service.model_check import with_pipeline
 from searchkit.store import Store
 from searchkit.store.catalog import SegmentRecord
 from searchkit.types import Metric, WriteReport
 from searchkit.vectors import Layout, VectorIndex, plan
 
-__all__ = ["DB_FILE", "Snapshot", "WriteProtocol", "empty_view", "segment_file", "storage_errors"]
+__all__ = [
+    "DB_FILE",
+    "Snapshot",
+    "WriteProtocol",
+    "empty_view",
+    "finish_first_commit",
+    "is_vector_file",
+    "segment_file",
+    "storage_errors",
+]
 
 DB_FILE = "index.db"
 # A write that takes the count this many times past (or below) the count the layout was
@@ -70,9 +79,6 @@ REPLAN_FACTOR = 4
 # Snapshots a busy writer may overtake before a read gives up (each write takes one).
 _SNAPSHOT_ATTEMPTS = 20
 T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from searchkit.service.compaction import Compactor
 
 
 def segment_file(generation: int) -> str:
@@ -103,8 +109,8 @@ class Snapshot:
 class WriteProtocol:
     """The order of writes and the consistent reads of an open index (see above).
 
-    The base of `Index`, which owns these attributes; the rest of the service calls
-    these methods on an `Index` (ingest, check, search, compaction).
+    The base of `Index`; on its own, the writer that check's repair and compaction use
+    (no model, no search).
     """
 
     path: Path
@@ -116,7 +122,17 @@ class WriteProtocol:
     _snapshot_lock: threading.RLock
     _held_lock: WriteLock | None  # taken by the caller (a first ingest holds it from the start)
     _holding: int  # how deep in _locked this object is (a compaction inside a write)
-    compactor: Compactor | None  # serve's background compaction; None: writes run it themselves
+
+    def __init__(self, path: Path, manifest: Manifest, store: Store) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.store = store
+        self._current = (empty_view(manifest), manifest)
+        self._held_lock = None
+        self._holding = 0
+        # Reads may come from several threads (the HTTP service shares one Index among
+        # them); only catching the view up with a new generation is serialized.
+        self._snapshot_lock = threading.RLock()
 
     @property
     def generation(self) -> int:
@@ -144,7 +160,10 @@ class WriteProtocol:
     def _commit_run(self, run: str, stale: list[str], report: WriteReport) -> None:
         """Steps 2-4 of a write: the staged rows (and the `stale` keys' deletion) in one commit."""
         with self.store.transaction():
-            record_pipeline(self)  # an index older than pipeline digests gets its model's
+            recorded = with_pipeline(self.manifest)  # an index older than pipeline digests gets its model's
+            if recorded is not self.manifest:
+                self.manifest = recorded
+                self.store.set_config(recorded.config())
             self.store.apply(run)
             report.deleted = len(self.store.delete(stale))
             if self._needs_new_layout(self.store.count()) or self._untrained():
@@ -166,23 +185,6 @@ class WriteProtocol:
         self.manifest.write(self.path)
         faults.reach("after-manifest")
         self.store.reclaim()
-
-    def _seal(self) -> None:
-        """Under the write lock, between a bulk ingest's chunks: the chunk becomes a segment."""
-        from searchkit.service.compaction import compact
-
-        if self.compactor is None:
-            compact(self, seal_only=True)
-
-    def _maintain(self) -> None:
-        """After a write: the background compaction is told, or the policy runs here."""
-        from searchkit.service.compaction import maintain
-
-        if self.compactor is not None:
-            self.compactor.nudge()
-            return
-        with storage_errors(self.path):
-            maintain(self)
 
     def _remove_unlisted(self) -> None:
         """Under the write lock: remove the segment files the committed set no longer lists
@@ -337,6 +339,18 @@ def storage_errors(folder: Path) -> Iterator[None]:
 
 _REMEDY = "free disk space or fix permissions, then re-run (committed items are kept)"
 _READ_ONLY = "the folder is read-only to this user; searches still work, writes need write access"
+
+
+def finish_first_commit(folder: Path, store: Store) -> Manifest | None:
+    """Under the write lock, in a folder with no manifest: write the one a first commit did
+    not live to write; None if nothing was committed."""
+    config = store.config
+    if not config or not store.count():
+        return None
+    writer = WriteProtocol(folder, Manifest.from_config(config), store)
+    with storage_errors(folder):
+        writer._after_commit()
+    return writer.manifest
 
 
 def empty_view(manifest: Manifest) -> SegmentView:

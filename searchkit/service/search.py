@@ -29,7 +29,7 @@ The settings were chosen on SciFact's train queries (scripts/tune_fusion.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,6 @@ from searchkit.metrics import Matrix, pairwise, prepare
 from searchkit.types import Hit, Hits, Metric, Mode
 
 if TYPE_CHECKING:
-    from searchkit.service.index import Index
     from searchkit.service.protocol import Snapshot
 
 __all__ = ["EXACT_LIMIT", "Fusion", "by_parent", "exact_nearest", "nearest_ids", "search"]
@@ -79,7 +78,8 @@ Scored = list[tuple[int, float]]  # (row id, score), best first
 
 
 def search(
-    index: Index,
+    snapshots: Callable[[Callable[[Snapshot], list[Hits]]], list[Hits]],
+    encode: Callable[[list[str]], Matrix],
     queries: Sequence[str],
     k: int = 10,
     where: Mapping[str, Any] | str | None = None,
@@ -88,12 +88,15 @@ def search(
     group_by_parent: bool = False,
 ) -> list[Hits]:
     """The `k` best items for each query under `mode`, among those `where` selects;
-    with `group_by_parent`, the `k` best parents, each shown by its best piece."""
+    with `group_by_parent`, the `k` best parents, each shown by its best piece.
+
+    `encode` embeds the queries (the index's model, loaded only for a dense or hybrid
+    search); `snapshots` runs a read on one `Snapshot` of the index (``Index._synced``)."""
     k = check_k(k)
     texts = check_queries(queries)
     mode = Mode.parse(mode)
     compile_where(where)  # a bad filter is refused before the model loads
-    vectors = index.embedder.encode(texts) if mode is not Mode.KEYWORD else None
+    vectors = encode(texts) if mode is not Mode.KEYWORD else None
 
     def rank(snap: Snapshot, n: int) -> list[tuple[Scored, bool]]:
         """The best `n` (row id, score) per query, and whether exactly the best."""
@@ -123,7 +126,7 @@ def search(
                 return grouped
             depth = min(MAX_K, depth * 4)
 
-    return index._synced(read)
+    return snapshots(read)
 
 
 def by_parent(hits: Hits, k: int) -> Hits:

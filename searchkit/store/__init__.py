@@ -8,12 +8,16 @@ It knows rows, never FAISS. Tables:
 - ``embeddings``: each item's vector by its ``id``, the model's float32 values as
   little-endian bytes (raw, not normalised), so that the vectors can be rebuilt
   for any metric without embedding again; apart from ``items`` so that reading
-  rows does not read vectors (m005). A trigger deletes it with its item.
+  rows does not read vectors (m005). A trigger deletes it with its item. ``gen``:
+  the generation it was written in (m007), by which readers catch up.
+- ``segments`` and ``tombstones``: the committed set of segment files, each over a range
+  of generations, and the versions that died since (written by triggers), m007
+  (catalog.py; the files themselves are segments/).
 - ``pending``: rows of an ingest in progress, committed batch by batch so that
   a crashed ingest can reuse their embeddings; ``apply`` moves one run's rows
   into ``items`` in a single transaction.
 - ``state``: ``generation``, bumped by every committed change (the manifest
-  records the generation its FAISS file reflects), and ``config``, the index's
+  records the generation it summarises), and ``config``, the index's
   model fingerprint, metric and index type as JSON: the manifest can always be
   rebuilt from it.
 - ``items_fts``: an FTS5 index over ``items.text`` for keyword search (BM25), kept in
@@ -24,7 +28,7 @@ It knows rows, never FAISS. Tables:
 - ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
 
 Modules: ``database`` (`Store`: the reads and writes), ``staging`` (``pending`` and its
-commit into ``items``), ``opening`` (connecting and migrating), ``fulltext`` (keyword
+commit into ``items``), ``catalog`` (the segment list and the tombstones), ``opening`` (connecting and migrating), ``fulltext`` (keyword
 search), ``fields`` (field indexes), ``rows`` (the row values), ``binding`` (lists bound to
 SQL in chunks), ``damage`` (a damaged file reported as CorruptIndexError).
 """
