@@ -28,9 +28,10 @@ It knows rows, never FAISS. Tables:
 - ``_searchkit_migrations``: the numbered schema migrations applied (migrations.py).
 
 Modules: ``database`` (`Store`: the reads and writes), ``staging`` (``pending`` and its
-commit into ``items``), ``catalog`` (the segment list and the tombstones), ``opening`` (connecting and migrating), ``fulltext`` (keyword
-search), ``fields`` (field indexes), ``rows`` (the row values), ``binding`` (lists bound to
-SQL in chunks), ``damage`` (a damaged file reported as CorruptIndexError).
+commit into ``items``), ``catalog`` (the segment list and the tombstones), ``opening``
+(connecting and migrating), ``fulltext`` (keyword search), ``fields`` (field indexes),
+``rows`` (the row values), ``binding`` (lists bound to SQL in chunks), ``damage`` (a
+damaged file reported as CorruptIndexError).
 """
 
 from searchkit.store.damage import guarded as guarded
