@@ -229,3 +229,31 @@ def test_no_lock_is_held_around_the_faiss_search(tmp_path: Path, monkeypatch: py
         release.set()
         first.join(timeout=30)
     assert found == ["k5"]
+
+
+def test_a_bulk_ingest_commits_in_chunks_and_says_so_when_bad_input_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from searchkit import UsageError
+    from searchkit.service import index as index_module
+
+    monkeypatch.setattr(index_module, "COMMIT_EVERY", 256)  # a chunk per staged batch of 256
+    index = Index.create(tmp_path / "i", embedder=TinyEmbedder(DIM))
+    commits: list[int] = []
+    original = index_module.Index._commit_run
+
+    def counted(self: Any, *args: Any) -> None:
+        commits.append(len(self))
+        original(self, *args)
+
+    monkeypatch.setattr(index_module.Index, "_commit_run", counted)
+
+    def feed() -> Any:
+        yield from items(0, 559)
+        yield {"id": "bad"}  # no text: item 560
+
+    with pytest.raises(UsageError, match=r"item 560: .*; the 512 items before it were committed"):
+        index.add(feed())
+    assert len(commits) == 2 and len(index) == 512 and check(tmp_path / "i").ok
+    report = index.add(items(0, 600))  # the run again, the input fixed
+    assert (report.unchanged, report.added, report.embedded) == (512, 88, 88)

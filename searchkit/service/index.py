@@ -16,7 +16,7 @@ import numpy as np
 
 from searchkit import embedder as embedding
 from searchkit import faults
-from searchkit.errors import IndexNotFoundError, UsageError
+from searchkit.errors import IndexNotFoundError, InputError, UsageError
 from searchkit.manifest import Manifest
 from searchkit.service.model_check import (
     check_asked_model,
@@ -284,16 +284,24 @@ class Index(WriteProtocol):
             if split != "none":
                 records = ingest.pieces(records, split, self.store, stale)
             chunk = max(256, batch_size * 8)
-            staged, dimension = 0, self.manifest.model.dimension
-            while batch := list(islice(records, chunk)):
-                ingest.stage(self.store, self._model_now, dimension, run, batch, batch_size, report)
-                staged += len(batch)
-                if on_progress is not None:
-                    on_progress(len(batch))
-                if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
-                    self._commit_run(run, [], report)
-                    self._seal()
-                    run, staged = ingest.new_run(), 0
+            staged, committed, dimension = 0, 0, self.manifest.model.dimension
+            try:
+                while batch := list(islice(records, chunk)):
+                    ingest.stage(self.store, self._model_now, dimension, run, batch, batch_size, report)
+                    staged += len(batch)
+                    if on_progress is not None:
+                        on_progress(len(batch))
+                    if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
+                        self._commit_run(run, [], report)
+                        self._seal()
+                        run, staged, committed = ingest.new_run(), 0, committed + staged
+            except (InputError, UsageError) as bad:  # a bad record (a file's; a dict's)
+                if not committed:
+                    raise  # nothing committed: the index is as it was
+                raise type(bad)(
+                    f"{bad}; the {committed:,} items before it were committed (a bulk ingest commits every "
+                    f"{COMMIT_EVERY:,}): fix the input and run it again, they are not embedded again"
+                ) from None
             if self.store.pending_count(run) or stale:
                 self._commit_run(run, stale, report)
         self._maintain()
