@@ -88,8 +88,8 @@ def test_tiers(live: int, tier: int) -> None:
 
 
 def test_small_segments_are_flat() -> None:
-    assert P.kind_for(19_999, "hnsw") == "flat"
-    assert P.kind_for(20_000, "hnsw") == "hnsw"
+    assert P.kind_for(1_999, "hnsw") == "flat"
+    assert P.kind_for(2_000, "hnsw") == "hnsw"
     assert P.kind_for(5, "flat") == "flat"
 
 

@@ -19,8 +19,11 @@ Size-tiered, over adjacent generation ranges (a merged segment must cover one ra
   ``deleted_threshold``, Milvus's compaction threshold) is rewritten without them, once it
   has `vacuum_min` dead vectors (Qdrant's ``vacuum_min_vector_number``).
 
-Segments below `index_at` vectors are flat (exact, as Qdrant keeps small segments
-unindexed below ``indexing_threshold_kb``); from it on, the index's own type.
+Segments below `index_at` vectors (2,000) are flat (exact, as Qdrant keeps small segments
+unindexed below ``indexing_threshold_kb``); from it on, the index's own type. A flat part
+costs a scan of its vectors per query (a 9,000-vector flat segment took 1 ms, six times the
+search of a 1M HNSW graph), so they stay small; a 2,000-vector graph builds in a fraction of
+a second.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class Policy:
     max_at_once: int = 10
     deleted_share: float = 0.2
     vacuum_min: int = 1_000
-    index_at: int = 20_000
+    index_at: int = 2_000
 
     def tier(self, live: int) -> int:
         return math.floor(math.log(max(live, self.floor) / self.floor, self.tier_factor) + 1e-9)
