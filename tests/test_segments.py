@@ -72,8 +72,21 @@ def test_segments_and_tail_search_as_one_flat_index(tmp_path: Path, metric: Metr
     for query in ["text number 12", "moved 103", "text number 520", "number"]:
         hits = index.search(query, k=10)
         assert hits.exact and [h.id for h in hits] == brute_force(index, tiny, query, 10)
-    filtered = index.search("text number 12", k=5, where={"n": {"$lt": 100}})
-    assert [h.id for h in filtered] and all(h.metadata["n"] < 100 for h in filtered)
+    # Matches in two segments (ids 90-109) and the tail (520-529): ranked from FAISS's memory.
+    where = {"$or": [{"n": {"$gte": 90, "$lt": 110}}, {"n": {"$gte": 520, "$lt": 530}}]}
+    chosen = [
+        r
+        for r in index.export(vectors=True)
+        if r["id"] in {h.id for h in index.search("x", k=500, where=where)}
+    ]
+    # Less the deleted (multiples of 7 below 500) and 103, moved with no metadata.
+    assert {int(r["id"][1:]) for r in chosen} == {*range(90, 110), *range(520, 530)} - {91, 98, 103, 105}
+    for query in ["text number 95", "text number 524"]:
+        hits = index.search(query, k=8, where=where)
+        stored = np.asarray([r["embedding"] for r in chosen], dtype=np.float32)
+        scores = pairwise(tiny.encode([query]), stored, index.metric)[0]
+        order = np.lexsort((np.arange(len(chosen)), -scores))[:8]
+        assert hits.exact and [h.id for h in hits] == [chosen[i]["id"] for i in order]
     assert check(tmp_path / "i").ok
 
 

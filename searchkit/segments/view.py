@@ -206,21 +206,23 @@ class SegmentView:
         exactly (flat, HNSW); else None."""
         if not len(ids) or any(p.vectors.layout.kind not in ("flat", "hnsw") for p in self.parts):
             return None
-        out = np.empty((len(ids), self.tail.vectors.shape[1]), dtype=np.float32)
-        filled = np.zeros(len(ids), dtype=bool)
-        position = {int(i): n for n, i in enumerate(ids)}
-        sources: list[tuple[IdArray, Matrix | None]] = []
+        held_here: list[tuple[IdArray, Matrix | None]] = []
         for part in self.parts:
             held = part.holds(ids)
             if len(held):
-                sources.append((held, part.vectors.exact_vectors(held)))
+                held_here.append((held, part.vectors.exact_vectors(held)))
         if len(self.tail.ids):
             mask = np.isin(self.tail.ids, ids)
-            sources.append((self.tail.ids[mask], self.tail.vectors[mask]))
-        for held, vectors in sources:
+            held_here.append((self.tail.ids[mask], self.tail.vectors[mask]))
+        if len(held_here) == 1 and np.array_equal(held_here[0][0], ids):
+            return held_here[0][1]  # one part holds them all, in their order (the usual case)
+        out = np.empty((len(ids), self.tail.vectors.shape[1]), dtype=np.float32)
+        filled = np.zeros(len(ids), dtype=bool)
+        order = np.argsort(ids, kind="stable")
+        for held, vectors in held_here:
             if vectors is None:
                 return None
-            rows = np.fromiter((position[int(i)] for i in held), dtype=np.int64, count=len(held))
+            rows = order[np.searchsorted(ids, held, sorter=order)]  # where each held id sits in `ids`
             out[rows] = vectors
             filled[rows] = True
         return out if filled.all() else None
