@@ -382,7 +382,7 @@ def section(
         f"real STS-B sentences, real model; recall@10 against FAISS IndexFlatIP over every stored "
         f"vector. 'many': one segment of N plus 90% of a tier's worth of items per tier below N's (up "
         f"to tier {TOP_ADDED_TIER}), then seal_at - 1 more (the tail); 'compacted': those items "
-        f"after Index.compact() (which merges within tiers: it leaves the tiers' segments); "
+        f"after Index.compact() (which merges every segment into one); "
         f"'one': the same items as one segment (Index.rebuild()); the three are copies of one "
         f"folder, searched alternately, query by query ({ROUNDS} passes). The targets compare "
         f"'many' with 'one'. HNSW with index_options {FAST_HNSW} from {FAST_HNSW_FROM:,} items "
