@@ -15,7 +15,6 @@ by FAISS's own scores; the caller re-scores them exactly from SQLite, as it alwa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -235,7 +234,3 @@ def _higher_is_better(distances: Scores, metric: Metric) -> Scores:
     if metric is Metric.EUCLIDEAN:
         return -np.sqrt(np.maximum(distances, 0))
     return -distances
-
-
-def parts_by_name(parts: Sequence[Part]) -> dict[str, Part]:
-    return {p.name: p for p in parts}

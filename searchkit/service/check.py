@@ -197,10 +197,9 @@ def _inspect_vectors(
             )
             continue
         _compare_vectors(store, stored, expected.metric, report, skip, live)
-    if store.unknown_tombstones():
-        report.problems.append(
-            f"vectors: {store.unknown_tombstones()} tombstone(s) of versions no segment holds"
-        )
+    unknown_dead = store.unknown_tombstones()
+    if unknown_dead:
+        report.problems.append(f"vectors: {unknown_dead} tombstone(s) of versions no segment holds")
     everything = np.concatenate(held)
     unique = np.unique(everything)
     if len(unique) != len(everything):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -244,8 +245,9 @@ class Compactor:
                     compact(self.index, policy=self.policy, wait=False)
             except Exception as exc:  # a full disk: searches and writes go on; say it once
                 message = f"compaction of {self.index.path.name} failed: {exc}"
-                if message not in self.errors:
+                if message not in self.errors:  # said once on stderr, as serve says everything
                     self.errors.append(message)
+                    print(f"searchkit: {message}", file=sys.stderr, flush=True)
                 self._stop.wait(self.interval)
 
     def _worth_planning(self) -> bool:
