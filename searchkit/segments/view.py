@@ -15,9 +15,6 @@ by FAISS's own scores; the caller re-scores them exactly from SQLite, as it alwa
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +23,7 @@ import numpy.typing as npt
 
 from searchkit.metrics import Matrix
 from searchkit.types import Metric
-from searchkit.vectors import _FEW_QUERIES, IdArray, VectorIndex, _faiss, _faiss_metric, one_thread
+from searchkit.vectors import IdArray, VectorIndex, _faiss, _faiss_metric, one_thread
 
 __all__ = ["Part", "SegmentView", "Tail"]
 
@@ -180,27 +177,17 @@ class SegmentView:
     def search(self, queries: Matrix, k: int, allowed: IdArray | None = None) -> tuple[Scores, IdArray]:
         """The best `k` candidates per (prepared) query over every part and the tail, as
         (higher-is-better scores, ids); ids are -1 where fewer exist."""
-
-        def ask(part: Part | None) -> tuple[Scores, IdArray]:
-            with one_thread(len(queries)):
-                if part is None:
-                    return self.tail.search(queries, k, self.metric, allowed)
-                here = allowed
-                if allowed is not None and len(part.dead):
-                    here = allowed[~np.isin(allowed, part.dead)]
-                distances, ids = part.search(queries, k, here)
-                return _higher_is_better(distances, self.metric), ids
-
-        asked: list[Part | None] = [p for p in self.parts if p.live > 0]
-        if len(self.tail.ids):
-            asked.append(None)
-        if len(asked) > 1 and len(queries) <= _FEW_QUERIES:
-            # One query's parts side by side: the largest here, the rest on the other cores
-            # (FAISS lets go of the GIL while it searches).
-            others = [_helpers().submit(ask, part) for part in asked[1:]]
-            found = [ask(asked[0]), *(f.result() for f in others)]
-        else:
-            found = [ask(part) for part in asked]
+        found: list[tuple[Scores, IdArray]] = []
+        with one_thread(len(queries)):
+            for part in self.parts:
+                if part.live > 0:
+                    here = allowed
+                    if allowed is not None and len(part.dead):
+                        here = allowed[~np.isin(allowed, part.dead)]
+                    distances, ids = part.search(queries, k, here)
+                    found.append((_higher_is_better(distances, self.metric), ids))
+            if len(self.tail.ids):
+                found.append(self.tail.search(queries, k, self.metric, allowed))
         if not found:
             return np.zeros((len(queries), 0), dtype=np.float32), np.full(
                 (len(queries), 0), -1, dtype=np.int64
@@ -238,18 +225,6 @@ class SegmentView:
             out[rows] = vectors
             filled[rows] = True
         return out if filled.all() else None
-
-
-_pool: list[ThreadPoolExecutor] = []
-_pool_lock = threading.Lock()
-
-
-def _helpers() -> ThreadPoolExecutor:
-    """The threads that search a query's smaller parts beside the caller (one per core)."""
-    with _pool_lock:
-        if not _pool:
-            _pool.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="segments"))
-        return _pool[0]
 
 
 def _higher_is_better(distances: Scores, metric: Metric) -> Scores:
