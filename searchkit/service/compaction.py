@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from searchkit import faults
+from searchkit.layout import Layout
 from searchkit.lock import WriteLock
 from searchkit.metrics import Matrix, prepare
 from searchkit.segments.build import extend, fresh, layout_for
@@ -83,7 +84,7 @@ def compact(
     wait: bool = True,
 ) -> list[str]:
     """Run the policy until it has nothing to do (`force`: seal any tail and merge every
-    tier, as ``searchkit compact``); what each step did. `seal_only` seals the tail and
+    segment into one, as ``searchkit compact``); what each step did. `seal_only` seals the tail and
     stops (a bulk ingest between its chunks). Without `wait`, returns at once if another
     compaction of this index is running."""
     done: list[str] = []
@@ -163,6 +164,44 @@ def _config(index: WriteProtocol) -> str:
     return json.dumps(index.store.config, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """What a step's new segment is made of: its generations, its type, the segment it
+    extends (if any), and the generation ranges whose live embeddings it adds."""
+
+    first: int
+    last: int
+    layout: Layout
+    base: SegmentRecord | None
+    ranges: list[tuple[int, int]]
+
+
+def _sources(
+    step: Merge,
+    parts: list[SegmentRecord],
+    dead: dict[str, int],
+    tail: int,
+    sealed: int,
+    as_of: int,
+    policy: Policy,
+    index_layout: Layout,
+) -> _Sources:
+    """Which type the new segment is (the policy's, for its live size), and the largest
+    merged segment of that type as its base: extended, not rebuilt."""
+    live = sum(r.vectors - r.marked - dead.get(r.name, 0) for r in parts) + (tail if step.seal else 0)
+    kind = policy.kind_for(live, index_layout.kind)
+    same = [r for r in parts if r.kind == kind]
+    base = max(same, key=lambda r: r.vectors - r.marked) if same else None
+    if base is None and layout_for(kind, index_layout).trained:
+        kind = "flat"  # an IVF or PQ segment extends one trained with the index's quantiser
+    ranges = [(r.first, r.last) for r in parts if r is not base]
+    if step.seal:
+        ranges.append((sealed + 1, as_of))
+    first = parts[0].first if parts else sealed + 1
+    last = as_of if step.seal else parts[-1].last
+    return _Sources(first, last, layout_for(kind, index_layout), base, ranges)
+
+
 def _build(index: WriteProtocol, step: Merge, policy: Policy) -> _Built | None:
     """Step 1, in one snapshot: the new segment written to its temporary file."""
     store = index.store
@@ -173,39 +212,26 @@ def _build(index: WriteProtocol, step: Merge, policy: Policy) -> _Built | None:
         if not set(step.names) <= set(records):
             return None
         parts = [records[name] for name in step.names]
-        dead = store.dead_counts()
-        live = sum(r.vectors - r.marked - dead.get(r.name, 0) for r in parts)
-        if step.seal:
-            live += store.tail_count()
-        first = parts[0].first if parts else sealed + 1
-        last = as_of if step.seal else parts[-1].last
-        kind = policy.kind_for(live, manifest.layout.kind)
-        same = [r for r in parts if r.kind == kind]
-        base = max(same, key=lambda r: r.vectors - r.marked) if same else None
-        if base is None and layout_for(kind, manifest.layout).trained:
-            kind = "flat"  # an IVF or PQ segment extends one trained with the index's quantiser
+        tail = store.tail_count() if step.seal else 0
+        plan = _sources(step, parts, store.dead_counts(), tail, sealed, as_of, policy, manifest.layout)
         metric, dimension = manifest.metric, manifest.model.dimension
-        ranges = [(r.first, r.last) for r in parts if r is not base]
-        if step.seal:
-            ranges.append((sealed + 1, as_of))
 
         def batches() -> Iterator[tuple[IdArray, Matrix]]:
-            for ids, vectors in chain.from_iterable(store.written_between(a, b) for a, b in ranges):
+            for ids, vectors in chain.from_iterable(store.written_between(a, b) for a, b in plan.ranges):
                 yield ids, prepare(vectors, metric)
 
-        layout = layout_for(kind, manifest.layout)
-        if base is not None:
-            gone = store.dead_between(base.first, base.last)
+        if plan.base is not None:
+            gone = store.dead_between(plan.base.first, plan.base.last)
             vacuum = step.reason == "vacuum"
-            vectors = extend(index.path / base.name, metric, layout, dimension, gone, batches(), vacuum)
+            base = index.path / plan.base.name
+            vectors = extend(base, metric, plan.layout, dimension, gone, batches(), vacuum)
         else:
-            vectors = fresh(dimension, metric, layout, batches())
+            vectors = fresh(dimension, metric, plan.layout, batches())
         name = segment_file(as_of)
-        tmp = name + ".tmp"
-        vectors.write(index.path / tmp)
+        vectors.write(index.path / f"{name}.tmp")
     entries = int(vectors.index.ntotal)
-    record = SegmentRecord(name, first, last, entries, layout.kind, marked=vectors.dead)
-    return _Built(step, record, tmp, as_of, sealed, config)
+    record = SegmentRecord(name, plan.first, plan.last, entries, plan.layout.kind, marked=vectors.dead)
+    return _Built(step, record, f"{name}.tmp", as_of, sealed, config)
 
 
 class Compactor:

@@ -31,6 +31,7 @@ from searchkit.store import Store
 from searchkit.types import Hits, Metric, Mode, Record, WriteReport
 
 if TYPE_CHECKING:
+    from searchkit.segments.view import SegmentView
     from searchkit.service.compaction import Compactor
 
 __all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors"]
@@ -150,9 +151,6 @@ class Index(WriteProtocol):
             self._embedder = load_model(self.path, self.manifest.model, self._model, self._backend)
         return self._embedder
 
-    def _model_now(self) -> embedding.Embedder:
-        return self.embedder
-
     @property
     def note(self) -> str | None:
         """What loading the model had to say (e.g. that torch runs it), for the caller to show."""
@@ -162,17 +160,17 @@ class Index(WriteProtocol):
     # --- reading -------------------------------------------------------------
 
     def __len__(self) -> int:
-        with self._snapshot_lock, self.store.transaction():
+        with self.store.transaction():  # this thread's own snapshot
             return self.store.count()
 
     @property
-    def vectors(self) -> Any:
+    def vectors(self) -> SegmentView:
         """The vectors of the latest generation: a `SegmentView` (segments/view.py)."""
         return self._synced(lambda snap: snap.vectors)
 
     def segments(self) -> list[dict[str, Any]]:
         """The committed segments (file, generations, entries, dead versions, type), then the tail."""
-        with self._snapshot_lock, self.store.transaction():
+        with self.store.transaction():  # this thread's own snapshot
             return self.store.segment_listing()
 
     def search(
@@ -222,7 +220,7 @@ class Index(WriteProtocol):
 
     def fields(self) -> list[str]:
         """The metadata fields with a field index (see `index_field`), by name."""
-        with self._snapshot_lock, self.store.transaction():
+        with self.store.transaction():  # this thread's own snapshot
             return self.store.indexed_fields()
 
     def index_field(self, *fields: str, drop: bool = False, lock_timeout: float = 60.0) -> list[str]:
@@ -277,7 +275,7 @@ class Index(WriteProtocol):
             raise UsageError(f"unknown split mode {split!r}: choose one of {', '.join(MODES)}")
         started = time.perf_counter()
         report = WriteReport()
-        with self._writing(lock_timeout, on_lock_wait):
+        with self._locked(lock_timeout, on_lock_wait):
             run = ingest.new_run()
             records: Iterator[Record] = (ingest.as_record(item, n) for n, item in enumerate(items, start=1))
             stale: list[str] = []
@@ -287,7 +285,7 @@ class Index(WriteProtocol):
             staged, committed, dimension = 0, 0, self.manifest.model.dimension
             try:
                 while batch := list(islice(records, chunk)):
-                    ingest.stage(self.store, self._model_now, dimension, run, batch, batch_size, report)
+                    ingest.stage(self.store, lambda: self.embedder, dimension, run, batch, batch_size, report)
                     staged += len(batch)
                     if on_progress is not None:
                         on_progress(len(batch))
@@ -314,7 +312,7 @@ class Index(WriteProtocol):
         started = time.perf_counter()
         report = WriteReport()
         keys = list(dict.fromkeys(str(i) for i in ids))
-        with self._writing(lock_timeout):
+        with self._locked(lock_timeout):
             with self.store.transaction():
                 found = {key: self.store.piece_keys(key) for key in keys}
                 doomed = sorted(set().union(*found.values()))
@@ -348,7 +346,7 @@ class Index(WriteProtocol):
         # An index older than pipeline digests records its model's here too (model_check.py).
         config = with_pipeline(self.manifest).config_with(metric, index_type, index_options)
         report = WriteReport()
-        with self._writing(lock_timeout):
+        with self._locked(lock_timeout):
             with self.store.transaction():
                 self.store.set_config(config)
                 self.manifest = self.manifest.with_config(config)
@@ -361,9 +359,10 @@ class Index(WriteProtocol):
         return report
 
     def compact(self, force: bool = True, lock_timeout: float = 60.0) -> list[str]:
-        """Run the merge policy now (segments/policy.py): seal the tail into a segment, merge
-        the segments it plans to, vacuum those with many dead vectors; what it did. Searches
-        go on meanwhile; writes wait only for each step's commit."""
+        """Compact now (segments/policy.py): with `force` (``searchkit compact``), seal the
+        tail and merge every segment into one, as Lucene's ``forceMerge(1)``; without it,
+        run the merge policy as writes do. Says what each step did. Searches go on
+        meanwhile; writes wait only for each step's commit."""
         from searchkit.service.compaction import compact
 
         with storage_errors(self.path):

@@ -140,14 +140,9 @@ class WriteProtocol:
         return self._current[0].generation
 
     @contextlib.contextmanager
-    def _writing(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the write lock and map disk failures. A write changes rows only: it loads no vectors."""
-        with self._locked(lock_timeout, on_lock_wait):
-            yield
-
-    @contextlib.contextmanager
     def _locked(self, lock_timeout: float, on_lock_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the write lock (unless the caller holds it already) and map disk failures."""
+        """Hold the write lock (unless the caller holds it already) and map disk failures.
+        A write changes rows only: it loads no vectors."""
         held = self._held_lock is not None or self._holding > 0
         lock = contextlib.nullcontext() if held else WriteLock(self.path, lock_timeout, on_lock_wait)
         with storage_errors(self.path), lock:
