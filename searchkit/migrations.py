@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-import sqlite_utils
+from searchkit._sqlite import sqlite_utils
 
 __all__ = ["FIELD_TRIGGERS", "FIELD_VALUES_SELECT", "MIGRATIONS", "is_current", "migrate", "statements"]
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import sqlite_utils
 
+from searchkit._sqlite import sqlite_utils
 from searchkit.metrics import Matrix
 from searchkit.store.damage import guarded
 

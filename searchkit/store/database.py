@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import sqlite_utils
 
+from searchkit._sqlite import sqlite_utils
 from searchkit.errors import CorruptIndexError
 from searchkit.filters import Where
 from searchkit.metrics import Matrix

@@ -8,8 +8,7 @@ indexing a field fills its rows from the items in the same transaction that name
 
 from __future__ import annotations
 
-import sqlite_utils
-
+from searchkit._sqlite import sqlite_utils
 from searchkit.errors import UsageError
 from searchkit.filters import field_path
 from searchkit.migrations import FIELD_TRIGGERS, FIELD_VALUES_SELECT, statements

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-import sqlite_utils
-
+from searchkit._sqlite import sqlite_utils
 from searchkit.filters import Where
 from searchkit.migrations import MIGRATIONS, statements
 

@@ -18,8 +18,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlite_utils
-
+from searchkit._sqlite import sqlite_utils
 from searchkit.errors import CorruptIndexError, StorageError
 from searchkit.filters import NUMBER_FUNCTION, as_number
 from searchkit.migrations import is_current, migrate

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import sqlite_utils
 
+from searchkit._sqlite import sqlite_utils
 from searchkit.store.binding import chunks
 from searchkit.store.damage import guarded
 from searchkit.store.rows import PendingRow, dump_metadata
