@@ -41,13 +41,14 @@ def embed(
     backend: str | None = None,
     batch_size: int = 32,
     embedder: embedding.Embedder | None = None,
+    device: str | None = None,
 ) -> Matrix:
     """Embed `texts` with `model` (default all-MiniLM-L6-v2), or with an `embedder` already
     loaded: a (n, dim) float32 array."""
     texts = _check_texts(texts, "texts")
     if batch_size <= 0:
         raise UsageError(f"batch size must be a positive integer, not {batch_size}")
-    encoder = embedder or embedding.load(model, backend)
+    encoder = embedder or embedding.load(model, backend, device)
     return encoder.encode(texts, batch_size=batch_size)
 
 
@@ -58,6 +59,7 @@ def similarity(
     model: str | None = None,
     backend: str | None = None,
     embedder: embedding.Embedder | None = None,
+    device: str | None = None,
 ) -> Similarity:
     """Score `texts` against `to` (or against themselves): ``model.similarity``'s numbers.
 
@@ -65,7 +67,7 @@ def similarity(
     metric = Metric.parse(metric)
     rows = _check_texts(texts, "texts")
     columns = _check_texts(to, "--to texts") if to else rows
-    encoder = embedder or embedding.load(model, backend)
+    encoder = embedder or embedding.load(model, backend, device)
     vectors = encoder.encode(list(dict.fromkeys(rows + columns)))
     position = {text: i for i, text in enumerate(dict.fromkeys(rows + columns))}
     a = vectors[[position[t] for t in rows]]

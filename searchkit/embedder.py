@@ -136,9 +136,12 @@ class Embedder:
     engine cannot), or None; the library does not print it, its callers do.
     """
 
-    def __init__(self, source: ModelSource, engine: Any, backend: str, note: str | None = None) -> None:
+    def __init__(
+        self, source: ModelSource, engine: Any, backend: str, note: str | None = None, device: str = "cpu"
+    ) -> None:
         self.source = source
         self.backend = backend
+        self.device = device
         self.engine = engine
         self.note = note
         self._lock = threading.Lock()
@@ -232,53 +235,66 @@ def default_backend() -> str:
     return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
-_loaded: dict[tuple[str, str], Embedder] = {}
+# By (model folder, backend, device, threads).
+_loaded: dict[tuple[str, str, str, int | None], Embedder] = {}
 _load_lock = threading.Lock()
 
 
-def load(model: str | None = None, backend: str | None = None) -> Embedder:
+def load(
+    model: str | None = None,
+    backend: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> Embedder:
     """The embedder for `model` (default all-MiniLM-L6-v2), loaded once per process.
 
     `backend` is ``torch``, ``onnx``, ``onnx-int8``, or None / ``auto`` for the default.
     Where the default (ONNX) cannot run the model, torch does, and the embedder's
     ``note`` says so; a backend asked for by name is that backend or an error.
+    `device` (``auto``, ``cpu``, ``cuda``, ``mps``; devices.py) is where torch runs: a GPU
+    means the torch engine. `threads` caps the engine's threads (default: every core
+    this process may use), as a Ray actor does to keep to its CPU grant.
     """
+    from searchkit import devices
+
     asked = backend not in (None, "auto")
     backend = backend if asked else default_backend()
     if backend not in BACKENDS:
         choices = ", ".join(("auto", *BACKENDS))
         raise UsageError(f"unknown backend {backend!r}: choose one of {choices}")
+    backend, where = devices.choose(device, str(backend), asked)
+    asked = asked or where != "cpu"
     source = resolve(model)
     with _load_lock:
-        fallback = None if asked else _loaded.get((str(source.path), "auto"))
+        fallback = None if asked else _loaded.get((str(source.path), "auto", where, threads))
         if fallback is not None:
             return fallback
         try:
-            return _cached(source, str(backend))
+            return _cached(source, str(backend), where, threads)
         except UnsupportedModelError as exc:
             if asked or backend == "torch":
                 raise
-            return _torch_instead(source, exc)
+            return _torch_instead(source, exc, threads)
 
 
-def _cached(source: ModelSource, backend: str) -> Embedder:
-    key = (str(source.path), backend)
+def _cached(source: ModelSource, backend: str, device: str = "cpu", threads: int | None = None) -> Embedder:
+    key = (str(source.path), backend, device, threads)
     if key not in _loaded:
         if backend == "torch":
-            engine: Any = _TorchEngine(_load_sentence_transformer(source))
+            engine: Any = _TorchEngine(_load_sentence_transformer(source, device, threads))
         else:
             from searchkit.onnx_backend import OnnxEncoder
 
-            engine = OnnxEncoder(source.path, _weights_sha256(source.path), backend == "onnx-int8")
-        _loaded[key] = Embedder(source, engine, backend)
+            engine = OnnxEncoder(source.path, _weights_sha256(source.path), backend == "onnx-int8", threads)
+        _loaded[key] = Embedder(source, engine, backend, device=device)
     return _loaded[key]
 
 
-def _torch_instead(source: ModelSource, refusal: UnsupportedModelError) -> Embedder:
+def _torch_instead(source: ModelSource, refusal: UnsupportedModelError, threads: int | None) -> Embedder:
     """The torch embedder, with a note that says why: the same vectors family as fp32 ONNX."""
-    key = (str(source.path), "auto")
+    key = (str(source.path), "auto", "cpu", threads)
     if key not in _loaded:
-        noted = copy.copy(_cached(source, "torch"))  # shares the engine and its lock
+        noted = copy.copy(_cached(source, "torch", "cpu", threads))  # shares the engine and its lock
         noted.note = (
             f"model {source.name!r}: {refusal.what or 'this model'} is not supported by the onnx "
             "backend; embedding with torch (sentence-transformers) instead"
@@ -287,16 +303,19 @@ def _torch_instead(source: ModelSource, refusal: UnsupportedModelError) -> Embed
     return _loaded[key]
 
 
-def _load_sentence_transformer(source: ModelSource) -> Any:
+def _load_sentence_transformer(source: ModelSource, device: str = "cpu", threads: int | None = None) -> Any:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
     import transformers
     from safetensors import SafetensorError
     from sentence_transformers import SentenceTransformer
 
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
-        return SentenceTransformer(str(source.path), device="cpu")
+        return SentenceTransformer(str(source.path), device=device)
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         # What a broken or foreign folder gives: files missing or unreadable (OSError),
         # configs sentence-transformers or transformers refuse (ValueError), weights that

@@ -46,7 +46,9 @@ class OnnxEncoder:
     caller must have computed from the folder's weights.
     """
 
-    def __init__(self, model_dir: Path, weights_sha256: str, quantized: bool) -> None:
+    def __init__(
+        self, model_dir: Path, weights_sha256: str, quantized: bool, threads: int | None = None
+    ) -> None:
         self._layout = read_layout(Path(model_dir))
         self.backend = BACKEND_INT8 if quantized else BACKEND_FP32
         self.max_seq_length = self._layout.max_seq_length
@@ -57,7 +59,7 @@ class OnnxEncoder:
         self._counter: Tokenizer | None = None  # untruncated twin, made on first long text
         self._counter_lock = threading.Lock()
         self.model_path = ensure_exported(self._layout, weights_sha256, quantized)
-        self._session = _open_session(self.model_path)
+        self._session = _open_session(self.model_path, threads or _cores())
         self._inputs = [i.name for i in self._session.get_inputs()]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -120,14 +122,14 @@ class OnnxEncoder:
             return self._counter
 
 
-def _open_session(path: Path) -> Any:
+def _open_session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # One batch at a time uses every core through intra-op threads; inter-op threads only
     # help graphs with parallel branches, which a transformer has not.
-    options.intra_op_num_threads = _cores()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # Idle workers sleep instead of spinning. Measured on a shared 2-core machine (2,000
     # STS-B sentences, other jobs running): int8 7.6 s spinning, 5.0 s not.

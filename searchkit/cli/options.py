@@ -13,6 +13,7 @@ __all__ = [
     "MODE_HELP",
     "WHERE_HELP",
     "BackendOpt",
+    "DeviceOpt",
     "JsonOpt",
     "MetricOpt",
     "ModeOpt",
@@ -29,6 +30,12 @@ ModelOpt = Annotated[
 ]
 BACKEND_HELP = "auto (onnx when installed, else torch), torch, onnx (fp32, torch's vectors) or onnx-int8."
 BackendOpt = Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device", help="Where the torch engine runs: auto (CUDA where torch sees one), cpu, cuda or mps."
+    ),
+]
 INDEX_TYPE_HELP = "auto (flat, then hnsw from 50,000 items), flat, hnsw, ivf, ivf-pq, sq8 or hnsw-sq8."
 INDEX_OPTION_HELP = "NAME=VALUE: m, ef_construction, ef_search (hnsw); nlist, nprobe, pq_m (ivf)."
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON / JSON Lines).")]

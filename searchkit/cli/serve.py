@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from searchkit.cli.options import BackendOpt, ModelOpt, TokenOpt
+from searchkit.cli.options import BackendOpt, DeviceOpt, ModelOpt, TokenOpt
 
 __all__ = ["serve_cmd"]
 
@@ -21,6 +21,7 @@ def serve_cmd(
     token: TokenOpt = None,
     model: ModelOpt = None,
     backend: BackendOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Serve indexes over HTTP with the model kept warm (JSON; OpenAPI at /openapi.json).
 
@@ -36,6 +37,7 @@ def serve_cmd(
             token=token,
             model=model,
             backend=backend,
+            device=device,
             on_ready=lambda line: typer.echo(line, err=True),
         )
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from searchkit.cli.app import emit_json
-from searchkit.cli.options import BackendOpt, JsonOpt, MetricOpt, ModelOpt, read_lines
+from searchkit.cli.options import BackendOpt, DeviceOpt, JsonOpt, MetricOpt, ModelOpt, read_lines
 
 __all__ = ["embed_cmd", "similarity_cmd"]
 
@@ -19,12 +19,13 @@ def similarity_cmd(
     metric: MetricOpt = "cosine",
     model: ModelOpt = None,
     backend: BackendOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score texts against each other (TEXT x TEXT) or against --to texts."""
     from searchkit.compare import similarity
 
-    result = similarity(texts, to=to, metric=metric, model=model, backend=backend)
+    result = similarity(texts, to=to, metric=metric, model=model, backend=backend, device=device)
     if as_json:
         emit_json(result.to_json())
         return
@@ -47,6 +48,7 @@ def embed_cmd(
     ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = None,
+    device: DeviceOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", help="Write a float32 (n, dim) .npy file.")
     ] = None,
@@ -57,7 +59,7 @@ def embed_cmd(
     from searchkit.compare import embed
 
     items = list(texts or []) + (read_lines(input_file) if input_file else [])
-    vectors = embed(items, model=model, backend=backend, batch_size=batch_size)
+    vectors = embed(items, model=model, backend=backend, batch_size=batch_size, device=device)
     if output is not None:
         import numpy as np
 

@@ -20,10 +20,11 @@ def serve(
     on_ready: Callable[[str], None] | None = None,
     model: str | None = None,
     backend: str | None = None,
+    device: str | None = None,
 ) -> None:
     """Serve the indexes at `paths` until SIGTERM or Ctrl-C, then finish the requests in flight.
 
-    `model` and `backend` are what every index's model is loaded with (see `Index.open`).
+    `model`, `backend` and `device` are what every index's model is loaded with (see `Index.open`).
     Port 0 takes any free port; `on_ready` is told the line that says where it listens,
     after a ``note: ...`` line for each thing loading the models had to say.
     """
@@ -33,7 +34,8 @@ def serve(
     from searchkit.server.app import create_app
     from searchkit.server.served import Shelf
 
-    shelf = Shelf.open(paths, model=model, backend=backend)  # the model loads here, before the first request
+    # The model loads here, before the first request.
+    shelf = Shelf.open(paths, model=model, backend=backend, device=device)
     try:
         sock = _bind(host, port)
     except BaseException:

@@ -72,14 +72,20 @@ class Shelf:
         self.indexes = indexes
 
     @classmethod
-    def open(cls, paths: Sequence[str | Path], model: str | None = None, backend: str | None = None) -> Shelf:
-        """Open every index; `model` and `backend`, when given, load the model of each (and
-        refuse an index whose model it is not)."""
+    def open(
+        cls,
+        paths: Sequence[str | Path],
+        model: str | None = None,
+        backend: str | None = None,
+        device: str | None = None,
+    ) -> Shelf:
+        """Open every index; `model`, `backend` and `device`, when given, load the model of
+        each (and refuse an index whose model it is not)."""
         folders = _named_folders(paths)
         opened: dict[str, ServedIndex] = {}
         try:
             for name, folder in folders.items():
-                reader = Index.open(folder, model=model, backend=backend)
+                reader = Index.open(folder, model=model, backend=backend, device=device)
                 try:
                     # reader.embedder loads the model: once per model, however many indexes use it.
                     opened[name] = _served(name, folder, reader)

@@ -53,6 +53,7 @@ def build(
     index_options: dict[str, int] | None = None,
     backend: str | None = None,
     batch_size: int = 32,
+    device: str | None = None,
     **add_options: Any,
 ) -> tuple[Index, WriteReport]:
     """Add `records` to the index at `path`, creating it if needed; refuse an empty input."""
@@ -68,6 +69,7 @@ def build(
             index_type=index_type,
             index_options=index_options,
             backend=backend,
+            device=device,
             lock_timeout=add_options.get("lock_timeout", 60.0),
             on_lock_wait=add_options.get("on_lock_wait"),
             hold_lock=True,
@@ -75,7 +77,7 @@ def build(
         if new is not None:
             return new, _first_ingest(new, records, batch_size, add_options, made)
     # A write changes rows only: no vectors to load (a million would take a second).
-    index = Index.open(folder, model=model, backend=backend, load=False)
+    index = Index.open(folder, model=model, backend=backend, load=False, device=device)
     try:
         if metric is not None and Metric.parse(metric) is not index.metric:
             raise UsageError(
@@ -99,6 +101,7 @@ def create(
     lock_timeout: float = 60.0,
     on_lock_wait: Callable[[], None] | None = None,
     hold_lock: bool = False,
+    device: str | None = None,
 ) -> Index | None:
     """A new index at `folder`, or None when another process created one there meanwhile.
 
@@ -120,7 +123,8 @@ def create(
             return None
         _check_folder(folder)
         with storage_errors(folder):
-            index = _lay_out(folder, embedder or embedding.load(model, backend), metric, index_type, options)
+            model_now = embedder or embedding.load(model, backend, device)
+            index = _lay_out(folder, model_now, metric, index_type, options)
             faults.reach("after-create")
             if not hold_lock:
                 index._after_commit()

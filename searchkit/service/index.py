@@ -57,12 +57,14 @@ class Index(WriteProtocol):
         embedder: embedding.Embedder | None = None,
         model: str | None = None,
         backend: str | None = None,
+        device: str | None = None,
     ) -> None:
         super().__init__(path, manifest, store)
         self._embedder = embedder
-        # Where to load the model from, and with which engine, when it is first needed.
+        # Where to load the model from, with which engine, on which device, when it is first needed.
         self._model = model
         self._backend = None if backend == "auto" else backend
+        self._device = device
         # serve's background compaction (compaction.Compactor); without one, a write
         # seals and merges itself once the tail is full.
         self.compactor: Compactor | None = None
@@ -79,6 +81,7 @@ class Index(WriteProtocol):
         backend: str | None = None,
         embedder: embedding.Embedder | None = None,
         index_options: dict[str, int] | None = None,
+        device: str | None = None,
     ) -> Index:
         """Create an empty index folder at `path` (which must not hold an index yet).
 
@@ -89,7 +92,7 @@ class Index(WriteProtocol):
         from searchkit.service.creation import create
 
         folder = Path(path)
-        index = create(folder, model, metric, index_type, index_options, backend, embedder)
+        index = create(folder, model, metric, index_type, index_options, backend, embedder, device=device)
         if index is None:
             raise UsageError(f"{folder}: an index already exists here; open it, or pick another path")
         return index
@@ -102,14 +105,16 @@ class Index(WriteProtocol):
         backend: str | None = None,
         embedder: embedding.Embedder | None = None,
         load: bool = True,
+        device: str | None = None,
     ) -> Index:
         """Open an existing index (`load`: its vectors now, as reads need; a writer alone,
         which changes rows only, need not load them).
 
-        `model` (a name or a folder: the index's own model, perhaps moved) and `backend`
-        are what its model is loaded with; a model whose fingerprint differs is refused
-        here, before anything loads. By default the model loads from where the index
-        was built from, with the default engine of its backend family.
+        `model` (a name or a folder: the index's own model, perhaps moved), `backend` and
+        `device` (``auto``, ``cpu``, ``cuda``, ``mps``) are what its model is loaded with; a
+        model whose fingerprint differs is refused here, before anything loads. By default
+        the model loads from where the index was built from, with the default engine of its
+        backend family.
         """
         from searchkit.service.creation import recover
 
@@ -120,7 +125,7 @@ class Index(WriteProtocol):
             manifest = recover(folder, missing)
         check_asked_model(folder, expected_model(manifest.model), model, backend, embedder)
         store = Store(folder / DB_FILE, manifest.model.dimension)
-        index = cls(folder, manifest, store, embedder, model=model, backend=backend)
+        index = cls(folder, manifest, store, embedder, model=model, backend=backend, device=device)
         try:
             if load:
                 index._synced(lambda _: None)
@@ -148,7 +153,9 @@ class Index(WriteProtocol):
     def embedder(self) -> embedding.Embedder:
         """The index's own model, loaded on first use."""
         if self._embedder is None:
-            self._embedder = load_model(self.path, self.manifest.model, self._model, self._backend)
+            self._embedder = load_model(
+                self.path, self.manifest.model, self._model, self._backend, self._device
+            )
         return self._embedder
 
     @property

@@ -110,17 +110,21 @@ def with_pipeline(manifest: Manifest) -> Manifest:
 
 
 def load_model(
-    folder: Path, recorded: Fingerprint, model: str | None = None, backend: str | None = None
+    folder: Path,
+    recorded: Fingerprint,
+    model: str | None = None,
+    backend: str | None = None,
+    device: str | None = None,
 ) -> embedding.Embedder:
     """The index's own model: from `model` (its folder, perhaps moved) or where it was built
     from, with `backend` or the default engine of its family, checked against `recorded`.
 
     A torch-family index is queried with the default engine (fp32 ONNX when installed: the
     same vectors, and no torch import on a cold query; torch where ONNX cannot run the
-    model), unless a backend was asked for."""
+    model), unless a backend or a GPU `device` was asked for."""
     expected = expected_model(recorded)
     family = None if expected.backend == "torch" else expected.backend
-    loaded = embedding.load(model or model_to_load(folder, expected), backend or family)
+    loaded = embedding.load(model or model_to_load(folder, expected), backend or family, device)
     check_model(folder, expected, loaded.fingerprint)
     return loaded
 
