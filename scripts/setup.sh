@@ -27,7 +27,8 @@ quiet_pip() {
 echo "setup: installing the CPU build of torch (a bare 'torch' would pull a multi-GB CUDA build)" >&2
 quiet_pip "torch==2.13.0"
 echo "setup: installing searchkit and its dependencies" >&2
-quiet_pip -e ".[dev]"
+# The tests use every optional part (Parquet, Ray, the push targets), so they are installed here.
+quiet_pip -e ".[dev,parquet,ray,push]"
 .venv/bin/python -c "import searchkit, torch; assert not torch.cuda.is_available() or True"
 echo "$want" > "$stamp"
 echo "setup: done (.venv ready)" >&2

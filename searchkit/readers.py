@@ -13,6 +13,8 @@ is a JSON object, else txt):
   other column kept as string metadata.
 - ``jsonl``: one JSON object per line; the text field (a string), the id field if
   present (a string or an integer), every other field kept as metadata.
+- ``parquet``: one item per row, read by record batches (parquet.py, with pyarrow);
+  the same fields as jsonl, and a ``metadata`` column of JSON objects unpacked.
 
 Invalid UTF-8, NUL bytes and malformed records stop the read with the line number:
 searchkit never guesses at a corrupt input.
@@ -30,9 +32,9 @@ from typing import IO, Any
 from searchkit.errors import InputError, UsageError
 from searchkit.types import Record
 
-__all__ = ["EMBEDDING_FIELD", "FORMATS", "numbers", "read_inputs"]
+__all__ = ["EMBEDDING_FIELD", "FORMATS", "numbers", "read_inputs", "record_of", "text_fields"]
 
-FORMATS = ("auto", "txt", "csv", "tsv", "jsonl")
+FORMATS = ("auto", "txt", "csv", "tsv", "jsonl", "parquet")
 # A JSONL field (or API key) with the item's own vector: indexed as given, not embedded.
 EMBEDDING_FIELD = "embedding"
 _BY_EXTENSION = {
@@ -45,6 +47,7 @@ _BY_EXTENSION = {
     ".tab": "tsv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".parquet": "parquet",
 }
 STDIN = "-"
 
@@ -102,6 +105,11 @@ def _open_inputs(arg: str, fmt: str) -> Iterator[tuple[str, IO[bytes], str]]:
 
 
 def _read_stream(name: str, stream: IO[bytes], fmt: str, text_field: str, id_field: str) -> Iterator[Record]:
+    if fmt == "parquet":
+        from searchkit.parquet import read_records  # pyarrow is loaded for Parquet inputs only
+
+        yield from read_records(name, stream, text_field, id_field)
+        return
     lines = _decoded_lines(name, stream)
     if fmt == "auto":  # only stdin gets here
         first = next(lines, None)
@@ -171,7 +179,7 @@ def _read_jsonl(
             raise InputError(f"{where}: expected a JSON object, found {_json_type(obj)}")
         if "\\u" in line.lower() and _has_lone_surrogate(obj):
             raise InputError(f"{where}: a \\ud800-\\udfff escape with no pair is not text; fix the escape")
-        yield _record(where, obj, text_field, id_field, default_key=f"{name}:{number}")
+        yield record_of(where, obj, text_field, id_field, default_key=f"{name}:{number}")
 
 
 def _read_table(
@@ -209,7 +217,8 @@ def _read_table(
                     f"{where}: {len(row)} fields where the header has {len(header)}; "
                     "quote fields that contain the delimiter"
                 )
-            yield _record(where, dict(zip(header, row, strict=True)), text_field, id_field, f"{name}:{first}")
+            obj = dict(zip(header, row, strict=True))
+            yield record_of(where, obj, text_field, id_field, f"{name}:{first}")
     except csv.Error as exc:
         raise InputError(f"{name} line {current[0]}: malformed {_table_name(delimiter)} ({exc})") from None
 
@@ -223,7 +232,9 @@ def text_fields(text_field: str) -> list[str]:
     return [f.strip() for f in text_field.split(",") if f.strip()] or [text_field]
 
 
-def _record(where: str, obj: dict[str, Any], text_field: str, id_field: str, default_key: str) -> Record:
+def record_of(where: str, obj: dict[str, Any], text_field: str, id_field: str, default_key: str) -> Record:
+    """The record of one parsed row or object (`where` names it in errors): its text field(s),
+    its id field, its ``embedding``, every other field as metadata."""
     fields = text_fields(text_field)
     if len(fields) == 1:
         text = _text(where, obj, fields[0])

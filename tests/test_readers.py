@@ -573,7 +573,7 @@ def test_bad_input_message(tmp_path: Path, name: str, content: bytes, fmt: str, 
 @pytest.mark.parametrize("fmt", ["xml", "md", "JSONL", ""])
 def test_unknown_format_is_a_usage_error(tmp_path: Path, fmt: str) -> None:
     p = write(tmp_path / "a.txt", "x\n")
-    message = f"unknown format {fmt!r}: choose one of auto, txt, csv, tsv, jsonl"
+    message = f"unknown format {fmt!r}: choose one of auto, txt, csv, tsv, jsonl, parquet"
     with pytest.raises(UsageError, match=f"^{re.escape(message)}$"):
         read(p, fmt=fmt)
 
@@ -632,7 +632,7 @@ def test_folder_without_input_files(tmp_path: Path, files: dict[str, str]) -> No
         write(root / name, content)
     message = (
         f"{root}: no input files in this folder "
-        "(looked for .csv, .jsonl, .markdown, .md, .ndjson, .tab, .text, .tsv, .txt)"
+        "(looked for .csv, .jsonl, .markdown, .md, .ndjson, .parquet, .tab, .text, .tsv, .txt)"
     )
     with pytest.raises(InputError) as info:
         read(root)

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -159,19 +159,44 @@ def _size(n: int) -> str:
 def export_cmd(
     index: Annotated[Path, typer.Argument(help="Index folder.")],
     vectors: Annotated[bool, typer.Option("--vectors", help="Include each item's embedding.")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl (JSON Lines) or parquet (needs --output).")
+    ] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write this file (whole, or not at all), not stdout.")
+    ] = None,
 ) -> None:
-    """Print every item as JSON Lines: {"id", "text", "metadata"[, "embedding"]}."""
+    """Every item as JSON Lines, {"id", "text", "metadata"[, "embedding"]}, or as a Parquet file:
+    id, text, metadata as JSON, the vector as a fixed-size list of float32, the model's fingerprint
+    and the metric in the schema metadata (what Milvus, Qdrant and LanceDB bulk loaders take)."""
+    from searchkit.errors import UsageError
     from searchkit.service import Index
 
+    if fmt not in ("jsonl", "parquet"):
+        raise UsageError(f"unknown export format {fmt!r}: choose jsonl or parquet")
+    if fmt == "parquet" and output is None:
+        raise UsageError("--format parquet needs --output FILE: a Parquet file is not written to stdout")
     with Index.open(index, load=False) as opened:  # rows only
-        _emit_lines(opened.export(vectors=vectors))
+        if output is None:
+            _emit_lines(opened.export(vectors=vectors), sys.stdout)
+            return
+        from searchkit.parquet import atomic_output, write_export
+
+        if fmt == "parquet":
+            count = write_export(opened, output, vectors=vectors)
+        else:
+            with atomic_output(output) as tmp, tmp.open("w", encoding="utf-8") as out:
+                count = _emit_lines(opened.export(vectors=vectors), out)
+    typer.echo(f"{output}: {count} items exported ({fmt}{', with vectors' if vectors else ''})")
 
 
-def _emit_lines(rows: Iterable[dict[str, Any]]) -> None:
-    out = sys.stdout
+def _emit_lines(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    count = 0
     for row in rows:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
     out.flush()
+    return count
 
 
 def eval_cmd(

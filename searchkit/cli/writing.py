@@ -29,7 +29,7 @@ def index_cmd(
         str | None, typer.Option("--metric", help="cosine (default), dot, euclidean, manhattan.")
     ] = None,
     model: ModelOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv or jsonl.")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv, jsonl or parquet.")] = "auto",
     text_field: Annotated[
         str, typer.Option("--text-field", help="The text field; title,text joins several with a space.")
     ] = "text",

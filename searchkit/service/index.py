@@ -255,6 +255,11 @@ class Index(WriteProtocol):
                 item["embedding"] = np.frombuffer(blob, dtype="<f4").tolist()
             yield item
 
+    def export_raw(self) -> Iterator[tuple[str, str, dict[str, Any], bytes]]:
+        """Every item as ``(id, text, metadata, embedding)``, in id order, the embedding as
+        stored (little-endian float32 bytes): for writers that take vectors whole (parquet.py)."""
+        return self.store.iter_items()
+
     # --- writing -------------------------------------------------------------
 
     def add(
