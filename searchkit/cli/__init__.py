@@ -5,7 +5,7 @@ order that ``searchkit --help`` lists them. Library imports stay inside the comm
 so that ``--help`` loads no model, FAISS or web framework.
 """
 
-from searchkit.cli import reading, serve, text, writing
+from searchkit.cli import push, reading, serve, text, writing
 from searchkit.cli.app import app, command, main
 
 __all__ = ["app", "main"]
@@ -18,6 +18,7 @@ for _name, _run in (
     ("query", reading.query_cmd),
     ("info", reading.info_cmd),
     ("export", reading.export_cmd),
+    ("push", push.push_cmd),
     ("delete", writing.delete_cmd),
     ("compact", writing.compact_cmd),
     ("rebuild", writing.rebuild_cmd),
