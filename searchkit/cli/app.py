@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -16,7 +18,7 @@ import typer
 
 from searchkit.errors import SearchkitError
 
-__all__ = ["app", "command", "emit_json", "main"]
+__all__ = ["app", "command", "emit_json", "main", "ray_address"]
 
 app = typer.Typer(
     name="searchkit",
@@ -66,5 +68,24 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False))
 
 
+# What may follow --ray as its ADDRESS: "local", "auto", HOST:PORT or ray://HOST:PORT.
+_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-\[\]:]+:\d+)$")
+
+
+def ray_address(args: list[str]) -> list[str]:
+    """`args` with ``--ray`` given its default value (``local``) where no address follows it.
+
+    Click has no option whose value may be left out (``--ray`` alone, or ``--ray ADDRESS``),
+    so the one spot that needs it is settled before parsing: an address is a word that
+    looks like one; anything else after ``--ray`` (an input file, another option) is left
+    to be what it is."""
+    out: list[str] = []
+    for at, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--ray" and (at + 1 == len(args) or not _ADDRESS.match(args[at + 1])):
+            out.append("local")
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=ray_address(sys.argv[1:]))

@@ -14,6 +14,7 @@ from searchkit.cli.options import (
     INDEX_OPTION_HELP,
     INDEX_TYPE_HELP,
     BackendOpt,
+    DeviceOpt,
     JsonOpt,
     ModelOpt,
     index_options,
@@ -37,6 +38,7 @@ def index_cmd(
     index_type: Annotated[str, typer.Option("--index-type", help=INDEX_TYPE_HELP)] = "auto",
     index_option: Annotated[list[str] | None, typer.Option("--index-option", help=INDEX_OPTION_HELP)] = None,
     backend: BackendOpt = None,
+    device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     split: Annotated[
         str,
@@ -49,6 +51,14 @@ def index_cmd(
     index_field: Annotated[
         list[str] | None,
         typer.Option("--index-field", help="Also index this metadata field for --where (see index-field)."),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Embed on a Ray cluster: --ray alone starts one on this machine; --ray ADDRESS "
+            "(auto, HOST:PORT, ray://HOST:PORT) joins one. Needs searchkit[ray].",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -77,10 +87,12 @@ def index_cmd(
             index_type=index_type,
             index_options=index_options(index_option),
             backend=backend,
+            device=device,
             batch_size=batch_size,
             on_lock_wait=lambda: typer.echo(f"Waiting for another writer of {index}...", err=True),
             on_progress=progress,
             split=split,
+            ray=ray,
         )
     finally:
         progress.close()

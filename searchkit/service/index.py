@@ -31,8 +31,10 @@ from searchkit.store import Store
 from searchkit.types import Hits, Metric, Mode, Record, WriteReport
 
 if TYPE_CHECKING:
+    from searchkit.cluster import RayOptions
     from searchkit.segments.view import SegmentView
     from searchkit.service.compaction import Compactor
+    from searchkit.service.remote import RayIngest
 
 __all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors"]
 
@@ -270,6 +272,7 @@ class Index(WriteProtocol):
         on_lock_wait: Callable[[], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
         split: str = "none",
+        ray: str | RayOptions | None = None,
     ) -> WriteReport:
         """Upsert items by id: new ids are added, changed texts re-embedded, the rest left alone.
 
@@ -277,6 +280,9 @@ class Index(WriteProtocol):
         and other fields (kept as metadata). `split` (``sentences`` or ``paragraphs``)
         indexes each piece of a text as an item ``ID#N`` with metadata ``parent``,
         ``position``, ``start`` and ``end``; pieces a changed text no longer has are deleted.
+        `ray` embeds the texts on a Ray cluster: ``"local"`` starts one here, an address
+        (``"auto"``, ``HOST:PORT``, ``ray://HOST:PORT``) joins one, `RayOptions` says more;
+        everything else happens here, as without it (cluster.py).
         """
         from searchkit.service import ingest
         from searchkit.split import MODES
@@ -288,35 +294,60 @@ class Index(WriteProtocol):
         started = time.perf_counter()
         report = WriteReport()
         with self._locked(lock_timeout, on_lock_wait):
-            run = ingest.new_run()
             records: Iterator[Record] = (ingest.as_record(item, n) for n, item in enumerate(items, start=1))
             stale: list[str] = []
             if split != "none":
                 records = ingest.pieces(records, split, self.store, stale)
-            chunk = max(256, batch_size * 8)
-            staged, committed, dimension = 0, 0, self.manifest.model.dimension
-            try:
-                while batch := list(islice(records, chunk)):
-                    ingest.stage(self.store, lambda: self.embedder, dimension, run, batch, batch_size, report)
-                    staged += len(batch)
-                    if on_progress is not None:
-                        on_progress(len(batch))
-                    if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
-                        self._commit_run(run, [], report)
-                        self._seal()
-                        run, staged, committed = ingest.new_run(), 0, committed + staged
-            except (InputError, UsageError) as bad:  # a bad record (a file's; a dict's)
-                if not committed:
-                    raise  # nothing committed: the index is as it was
-                raise type(bad)(
-                    f"{bad}; the {committed:,} items before it were committed (a bulk ingest commits every "
-                    f"{COMMIT_EVERY:,}): fix the input and run it again, they are not embedded again"
-                ) from None
-            if self.store.pending_count(run) or stale:
-                self._commit_run(run, stale, report)
+            if ray is None:
+                self._ingest(records, stale, report, batch_size, on_progress)
+            else:
+                from searchkit.service.remote import ray_ingest
+
+                remote = ray_ingest(self, ray, on_progress)
+                try:
+                    self._ingest(records, stale, report, batch_size, remote.staged, remote)
+                finally:
+                    remote.close()
         self._maintain()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _ingest(
+        self,
+        records: Iterator[Record],
+        stale: list[str],
+        report: WriteReport,
+        batch_size: int,
+        on_progress: Callable[[int], None] | None,
+        remote: RayIngest | None = None,
+    ) -> None:
+        """Under the write lock: stage `records` chunk by chunk (a window of texts at a time
+        for a cluster) and commit them, every COMMIT_EVERY items and at the end."""
+        from searchkit.service import ingest
+
+        run = ingest.new_run()
+        model: Callable[[], Any] = (lambda: remote.model) if remote else (lambda: self.embedder)
+        chunk = COMMIT_EVERY if remote else max(256, batch_size * 8)
+        staged, committed, dimension = 0, 0, self.manifest.model.dimension
+        try:
+            while batch := list(islice(records, chunk)):
+                ingest.stage(self.store, model, dimension, run, batch, batch_size, report)
+                staged += len(batch)
+                if on_progress is not None:
+                    on_progress(len(batch))
+                if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
+                    self._commit_run(run, [], report)
+                    self._seal()
+                    run, staged, committed = ingest.new_run(), 0, committed + staged
+        except (InputError, UsageError) as bad:  # a bad record (a file's; a dict's)
+            if not committed:
+                raise  # nothing committed: the index is as it was
+            raise type(bad)(
+                f"{bad}; the {committed:,} items before it were committed (a bulk ingest commits every "
+                f"{COMMIT_EVERY:,}): fix the input and run it again, they are not embedded again"
+            ) from None
+        if self.store.pending_count(run) or stale:
+            self._commit_run(run, stale, report)
 
     def delete(self, ids: Sequence[str], lock_timeout: float = 60.0) -> WriteReport:
         """Delete items by their ids; a document indexed with ``split`` goes with all its
