@@ -131,6 +131,7 @@ class Config:
     scale_sizes: tuple[int, ...] = (1_000_000,)
     scale_kinds: tuple[str, ...] = ("flat",)
     scale_commit_every: int | None = None
+    ray_items: int = 20_000
 
 
 def make_config(args: argparse.Namespace) -> Config:
@@ -177,6 +178,7 @@ def make_config(args: argparse.Namespace) -> Config:
         else ((100_000,) if quick else Config.scale_sizes),
         scale_kinds=_kinds(args.scale_kinds, Config.scale_kinds),
         scale_commit_every=args.scale_commit_every,
+        ray_items=args.ray_items or (2_000 if quick else Config.ray_items),
     )
 
 
@@ -980,6 +982,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
     "scale": lambda cfg, done: __import__("bench_scale").section(
         cfg.scale_sizes, cfg.scale_kinds, cfg.base_sentences, cfg.scale_commit_every
     ),
+    "ray": lambda cfg, done: __import__("bench_ray").section(cfg.ray_items),
 }
 
 
@@ -1055,6 +1058,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--segment-kinds", help="segments index types (default flat,hnsw)")
     parser.add_argument("--scale-sizes", help="scale ingest sizes (default 1000000; 100000 with --quick)")
     parser.add_argument("--scale-kinds", help="scale index types (default flat; flat,hnsw adds hnsw)")
+    parser.add_argument("--ray-items", type=int, help="ray: sentences indexed each way (default 20,000)")
     parser.add_argument(
         "--scale-commit-every",
         type=int,
