@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ LOCAL = "local"  # the address that means: start a Ray instance on this machine
 _BLOCK = 256  # texts per block: what one actor call embeds
 _LOCAL_OBJECT_STORE = 512 * 1024**2  # enough for a window's texts and vectors, twice over
 _HINT = "pip install 'searchkit[ray]'"
+_PROBE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def connect(address: str) -> bool:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     if ray.is_initialized():
         return False
+    _reachable(address)
     settings: dict[str, Any] = {"logging_level": "error", "log_to_driver": False}
     if address == LOCAL:
         # Ray starts its workers at nice 15: beside any other work (the writer itself) they
@@ -76,6 +79,21 @@ def connect(address: str) -> bool:
             "or give --ray alone to start one on this machine"
         ) from None
     return True
+
+
+def _reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that answers, checked in seconds: Ray itself retries
+    an address that does not answer for minutes before it gives up."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "local", "auto": Ray's own to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_PROBE_SECONDS).close()
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot join the Ray cluster at {address} ({exc.strerror or exc}); start one with "
+            "`ray start --head`, or give --ray alone to start one on this machine"
+        ) from None
 
 
 def shutdown() -> None:

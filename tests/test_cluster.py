@@ -181,6 +181,42 @@ def test_ray_alone_means_a_local_instance(args: list[str], expected: list[str]) 
     assert ray_address(args) == expected
 
 
+def test_an_address_that_does_not_answer_is_one_line_at_once() -> None:
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(ServiceError) as refused:
+            cluster._reachable(address)
+        assert str(refused.value).startswith(f"cannot join the Ray cluster at {address} (")
+        assert "give --ray alone to start one on this machine" in str(refused.value)
+
+
+def test_the_cli_refuses_a_cluster_that_does_not_answer_and_makes_nothing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    data = tmp_path / "in.txt"
+    data.write_text("one\ntwo\n", encoding="utf-8")
+    exe = Path(sys.executable).with_name("searchkit")
+    index = tmp_path / "ix"
+    out = subprocess.run(
+        [str(exe), "index", str(index), str(data), "--ray", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"Error: cannot join the Ray cluster at 127.0.0.1:{port} (")
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not index.exists()
+
+
 def test_the_collected_rows_must_each_come_back_once() -> None:
     def batch(rows: list[int]) -> dict[str, np.ndarray]:
         return {
