@@ -37,6 +37,14 @@ ROOT = SCRIPTS.parent
 SCIFACT = ROOT.parent / "shared" / "data" / "eval" / "scifact" / "corpus.jsonl"
 WAYS = ("local", "ray-local", "ray-cluster")
 CLUSTER_CPUS = 3
+# This checkout's searchkit for every child and every Ray worker they start (PYTHONPATH is
+# inherited by the raylets, and so by the actors); Ray workers at nice 0; loopback only.
+_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    "RAY_worker_niceness": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
 DATA = (
     "corpus: the first {n:,} distinct sentences of SciFact's abstracts (searchkit's sentence splitter), "
     "real text, the real model; each run a new process and a new index; runs alternate"
@@ -82,12 +90,7 @@ def run_once(way: str, n: int, address: str | None) -> dict[str, Any]:
 
 
 def child(way: str, n: int, address: str | None) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "RAY_worker_niceness": "0",
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    }
+    env = {**_ENV, "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, __file__, "--child", way, "--items", str(n)]
     if address:
         command += ["--address", address]
@@ -117,7 +120,7 @@ def section(n: int = 20_000, repeats: int = 2) -> dict[str, Any]:
     import bench
 
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
-    env = {**os.environ, "RAY_worker_niceness": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = _ENV
     with tempfile.TemporaryDirectory(prefix="bench-ray-cluster-") as tmp:
         address_file = Path(tmp) / "address"
         holder = subprocess.Popen(
