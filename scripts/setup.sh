@@ -30,5 +30,14 @@ echo "setup: installing searchkit and its dependencies" >&2
 # The tests use every optional part (Parquet, Ray, the push targets), so they are installed here.
 quiet_pip -e ".[dev,parquet,ray,push]"
 .venv/bin/python -c "import searchkit, torch; assert not torch.cuda.is_available() or True"
+# The search page's tests drive a real headless Chromium, which cannot be downloaded here: Debian's.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing Debian's chromium (for the search page's browser tests)" >&2
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "setup: no chromium: the search page's tests will fail; install it (apt-get install chromium)" >&2
+    fi
+fi
 echo "$want" > "$stamp"
 echo "setup: done (.venv ready)" >&2

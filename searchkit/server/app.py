@@ -11,6 +11,9 @@ Every error answers ``{"error": "<one line: what went wrong and what to do>"}``:
     503  LockError: another process is writing that index
     507  StorageError: the disk refused a write (nothing was lost)
     500  a bug, or an index damaged on disk; the server goes on
+
+The search page (``/``) and the API docs (``/docs``, ``/redoc``) are page.py's: files of the
+package, served without the token (they hold no data) under a strict Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from searchkit.errors import (
     StorageError,
     UsageError,
 )
-from searchkit.server.guards import BearerToken, BodyLimit
+from searchkit.server.guards import BodyLimit
 from searchkit.server.limits import too_large_message
 from searchkit.server.models import (
     DeleteRequest,
@@ -45,6 +48,7 @@ from searchkit.server.models import (
     SearchRequest,
     SimilarityRequest,
 )
+from searchkit.server.page import PageToken, add_page_routes
 from searchkit.server.responses import (
     ERRORS,
     Embeddings,
@@ -74,7 +78,8 @@ _STATUS: list[tuple[type[SearchkitError], int]] = [
 
 
 def create_app(shelf: Shelf, token: str | None = None) -> FastAPI:
-    """The ASGI app over the indexes on `shelf`; with `token`, every path but /health needs it."""
+    """The ASGI app over the indexes on `shelf`; with `token`, every path but /health and
+    the page's files needs it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,13 +93,17 @@ def create_app(shelf: Shelf, token: str | None = None) -> FastAPI:
         summary="Semantic search over indexes built with searchkit.",
         lifespan=lifespan,
         responses=ERRORS,
+        # page.py serves both from the package's own files: FastAPI's load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     _add_error_handlers(app)
+    add_page_routes(app)
     _add_index_routes(app, shelf)
     _add_text_routes(app, shelf)
     app.add_middleware(BodyLimit)
     if token is not None:  # added last: runs first, before any body is looked at
-        app.add_middleware(BearerToken, token=token)
+        app.add_middleware(PageToken, token=token)
     return app
 
 
