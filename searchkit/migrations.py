@@ -7,10 +7,24 @@ searchkit gains the newer tables the first time it is opened.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 
 from searchkit._sqlite import sqlite_utils
+from searchkit.analysis import DEFAULT, TOKENIZE, analyze
 
-__all__ = ["FIELD_TRIGGERS", "FIELD_VALUES_SELECT", "MIGRATIONS", "is_current", "migrate", "statements"]
+__all__ = [
+    "FIELD_TRIGGERS",
+    "FIELD_VALUES_SELECT",
+    "FULLTEXT",
+    "FULLTEXT_DROP",
+    "MIGRATIONS",
+    "analyze_rows",
+    "is_current",
+    "migrate",
+    "recorded_analysis",
+    "stale_analyses",
+    "statements",
+]
 
 M001_INITIAL = """
 CREATE TABLE items (
@@ -193,7 +207,110 @@ INSERT INTO segments (name, first, last, vectors, kind)
     FROM state WHERE name = 'generation' AND EXISTS (SELECT 1 FROM embeddings);
 """
 
-MIGRATIONS: list[tuple[str, str]] = [
+# Keyword search in Chinese, Japanese and Korean (analysis.py). Python's sqlite3 cannot give
+# FTS5 a tokenizer of its own, so the store analyses the text of an item with CJK characters
+# in Python when it writes it (``items.analyzed``; NULL for any other text, whose keyword
+# index stays exactly as it was) and the index holds ``coalesce(analyzed, text)``. Its content
+# is a view of that, so that FTS5's own 'rebuild' and 'integrity-check' read what the
+# triggers feed it (external content read from ``items`` itself would be ``items.text``, and
+# every CJK item would look corrupt). The triggers stay pure SQL: any tool may write rows
+# (a row written without ``analyzed`` is indexed by its text; check finds it, --repair
+# analyses it). ``state`` 'analysis' names the analysis the index holds, which queries use.
+# ``items_fts_terms`` is FTS5's vocabulary of the index (term, items holding it, occurrences),
+# which a query reads to leave out its common CJK characters (fulltext.py).
+FULLTEXT = f"""
+CREATE VIEW items_fts_source AS SELECT id, coalesce(analyzed, text) AS text FROM items;
+CREATE VIRTUAL TABLE items_fts USING fts5(
+    text, content="items_fts_source", content_rowid="id", tokenize='{TOKENIZE}'
+);
+CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts (rowid, text) VALUES (new.id, coalesce(new.analyzed, new.text));
+END;
+CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts (items_fts, rowid, text)
+        VALUES ('delete', old.id, coalesce(old.analyzed, old.text));
+END;
+CREATE TRIGGER items_fts_update AFTER UPDATE OF text, analyzed ON items
+WHEN old.text IS NOT new.text OR old.analyzed IS NOT new.analyzed BEGIN
+    INSERT INTO items_fts (items_fts, rowid, text)
+        VALUES ('delete', old.id, coalesce(old.analyzed, old.text));
+    INSERT INTO items_fts (rowid, text) VALUES (new.id, coalesce(new.analyzed, new.text));
+END;
+CREATE TRIGGER items_fts AFTER DELETE ON items WHEN 0 BEGIN
+    -- Never runs. sqlite-utils (`search`, `rebuild-fts`) and Datasette find the keyword index
+    -- of items by a VIRTUAL TABLE ... USING FTS5 with content="items", or by a schema entry of
+    -- items, like this trigger, whose text says so and whose name is the index's: items_fts.
+    SELECT 1;
+END;
+CREATE VIRTUAL TABLE items_fts_terms USING fts5vocab(items_fts, 'row');
+INSERT INTO items_fts (items_fts) VALUES ('rebuild');
+"""
+FULLTEXT_DROP = [
+    "DROP TABLE IF EXISTS items_fts_terms",
+    "DROP TRIGGER IF EXISTS items_fts_insert",
+    "DROP TRIGGER IF EXISTS items_fts_delete",
+    "DROP TRIGGER IF EXISTS items_fts_update",
+    "DROP TRIGGER IF EXISTS items_fts",
+    "DROP TABLE IF EXISTS items_fts",
+    "DROP VIEW IF EXISTS items_fts_source",
+]
+
+
+def m008_cjk_fulltext(conn: sqlite3.Connection) -> None:
+    """The keyword index of FULLTEXT, in place of m002's: the CJK rows analysed (in Python,
+    so this migration is a function), then the index rebuilt from the items."""
+    for statement in FULLTEXT_DROP:
+        conn.execute(statement)
+    for table in ("items", "pending"):
+        if "analyzed" not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN analyzed TEXT")
+    conn.execute("INSERT OR IGNORE INTO state (name, value) VALUES ('analysis', ?)", (DEFAULT,))
+    analyze_rows(conn)
+    for statement in statements(FULLTEXT):
+        conn.execute(statement)
+
+
+def recorded_analysis(conn: sqlite3.Connection) -> str:
+    """The keyword analysis the index holds (analysis.py), ``words`` before m008."""
+    row = conn.execute("SELECT value FROM state WHERE name = 'analysis'").fetchone()
+    return str(row[0]) if row else "words"
+
+
+def analyze_rows(conn: sqlite3.Connection) -> int:
+    """Write the analysed text of every item and staged row whose stored one is not what the
+    index's analysis gives (with the keyword index's triggers dropped: rebuild it after);
+    return how many changed."""
+    changed = 0
+    for table, updates in _restated(conn):
+        conn.executemany(f"UPDATE {table} SET analyzed = ? WHERE rowid = ?", updates)
+        changed += len(updates)
+    return changed
+
+
+def stale_analyses(conn: sqlite3.Connection) -> int:
+    """How many items and staged rows hold an analysed text other than the index's analysis
+    of their text (written by another tool, or by hand)."""
+    return sum(len(updates) for _, updates in _restated(conn))
+
+
+def _restated(conn: sqlite3.Connection) -> Iterator[tuple[str, list[tuple[str | None, int]]]]:
+    """(table, [(analysed text, rowid)]) of the rows whose analysed text is not the one
+    their text has, a page at a time. Every text is read: in Python a million short ones
+    took 2.3 s, SQLite's GLOB over the CJK ranges 19 s."""
+    name = recorded_analysis(conn)
+    for table in ("items", "pending"):
+        last = 0
+        sql = f"SELECT rowid, text, analyzed FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1000"
+        while rows := conn.execute(sql, (last,)).fetchall():
+            last = rows[-1][0]
+            updates = [(new, rowid) for rowid, text, old in rows if (new := analyze(text, name)) != old]
+            if updates:
+                yield table, updates
+
+
+Migration = str | Callable[[sqlite3.Connection], None]  # a script, or a function for a step SQL cannot do
+
+MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_fulltext", M002_FULLTEXT),
     ("m003_metadata_index", M003_METADATA_INDEX),
@@ -201,6 +318,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m005_embeddings", M005_EMBEDDINGS),
     ("m006_fields", M006_FIELDS),
     ("m007_segments", M007_SEGMENTS),
+    ("m008_cjk_fulltext", m008_cjk_fulltext),
 ]
 
 
@@ -231,8 +349,11 @@ def migrate(db: sqlite_utils.Database) -> None:
         for name, sql in MIGRATIONS:
             if name in applied:
                 continue
-            for statement in statements(sql):
-                conn.execute(statement)
+            if callable(sql):
+                sql(conn)
+            else:
+                for statement in statements(sql):
+                    conn.execute(statement)
             if not db["_searchkit_migrations"].exists():
                 conn.execute("CREATE TABLE _searchkit_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
             conn.execute(

@@ -277,3 +277,78 @@ def test_a_selective_filter_ranks_the_matches_from_faiss_memory_exactly(
         assert hits.exact and [h.id for h in hits] == [chosen[i]["id"] for i in order]
         assert [h.score for h in hits] == pytest.approx([scores[i] for i in order], abs=1e-5)
     index.close()
+
+
+# --- keyword search in Chinese, Japanese and Korean (analysis.py) ----------------------------
+
+# The table of issue 15: each text must be found by keyword search for each query.
+CJK_ROWS = [
+    ("zh1", "我喜欢踢足球和打篮球。", "足球"),
+    ("zh2", "今天天气很好，阳光明媚。", "天气"),  # noqa: RUF001 (a Chinese comma)
+    ("ja", "私はサッカーが好きです。", "サッカー"),
+    ("ko1", "나는 축구를 좋아한다.", "축구"),
+    ("ko2", "나는 축구를 좋아한다.", "축구를"),
+]
+
+
+@pytest.fixture
+def cjk_index(tmp_path: Path, tiny: TinyEmbedder) -> Any:
+    with Index.create(tmp_path / "cjk", embedder=tiny) as index:
+        index.add([{"id": key, "text": text} for key, text, _ in CJK_ROWS[:4]])
+        index.add([{"id": "en", "text": "I like soccer and basketball."}])
+        yield index
+
+
+@pytest.mark.parametrize(("key", "query"), [(k, q) for k, _, q in CJK_ROWS], ids=[k for k, _, _ in CJK_ROWS])
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_cjk_text_is_found_by_the_words_a_person_types(
+    cjk_index: Any, key: str, query: str, mode: str
+) -> None:
+    wanted = "ko1" if key == "ko2" else key
+    hits = cjk_index.search(query, k=5, mode=mode)
+    assert hits[0].id == wanted
+    if mode == "keyword":
+        assert [h.id for h in hits] == [wanted]  # nothing else holds those characters
+
+
+def test_a_cjk_query_finds_latin_words_beside_it(cjk_index: Any) -> None:
+    assert sorted(h.id for h in cjk_index.search("soccer 축구", k=5, mode="keyword")) == ["en", "ko1"]
+    assert cjk_index.store.fulltext_problem() is None
+
+
+def test_words_analysis_is_what_searchkit_did_before(cjk_index: Any) -> None:
+    """The issue's table on the analysis before CJK support: only 축구를, the whole word, is found."""
+    cjk_index.store.set_analysis("words")
+    found = {q: [h.id for h in cjk_index.search(q, k=5, mode="keyword")] for _, _, q in CJK_ROWS}
+    assert found == {"足球": [], "天气": [], "サッカー": [], "축구": [], "축구를": ["ko1"]}
+    assert cjk_index.store.fulltext_problem() is None
+    cjk_index.store.set_analysis("cjk-bigrams+unigrams")
+    assert [h.id for h in cjk_index.search("축구", k=5, mode="keyword")] == ["ko1"]
+
+
+def test_cjk_items_follow_updates_and_deletes(cjk_index: Any) -> None:
+    cjk_index.add([{"id": "ko1", "text": "오늘은 비가 온다."}])
+    assert [h.id for h in cjk_index.search("축구", mode="keyword")] == []
+    assert [h.id for h in cjk_index.search("비가", mode="keyword")] == ["ko1"]
+    cjk_index.delete(["ko1"])
+    assert [h.id for h in cjk_index.search("비가", mode="keyword")] == []
+    assert cjk_index.store.fulltext_problem() is None
+
+
+def test_check_repair_analyses_a_cjk_row_written_by_another_tool(tmp_path: Path, tiny: TinyEmbedder) -> None:
+    with Index.create(tmp_path / "i", embedder=tiny) as index:
+        index.add([{"id": "a", "text": "나는 축구를 좋아한다."}])
+    conn = sqlite3.connect(tmp_path / "i" / "index.db")  # as a tool that knows no analysis would
+    conn.execute("UPDATE items SET analyzed = NULL")
+    conn.commit()
+    conn.close()
+    with Index.open(tmp_path / "i", embedder=tiny) as index:
+        assert [h.id for h in index.search("축구", mode="keyword")] == []
+        report = index.check()
+        assert [p for p in report.problems if p.startswith("keyword index")] == [
+            "keyword index: 1 row(s) whose analysed text (items.analyzed) is not their text's "
+            "'cjk-bigrams+unigrams' analysis"
+        ]
+        assert index.check(repair=True).repaired
+        assert index.check().ok
+        assert [h.id for h in index.search("축구", mode="keyword")] == ["a"]

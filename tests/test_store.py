@@ -63,7 +63,16 @@ def keys_to_ids(store: Store) -> dict[str, int]:
 # --- migrations ------------------------------------------------------------------
 
 
-MIGRATION_NAMES = ["initial", "fulltext", "metadata_index", "counts", "embeddings", "fields", "segments"]
+MIGRATION_NAMES = [
+    "initial",
+    "fulltext",
+    "metadata_index",
+    "counts",
+    "embeddings",
+    "fields",
+    "segments",
+    "cjk_fulltext",
+]
 
 
 def test_an_older_index_opened_by_several_processes_at_once_migrates_once(db_path: Path) -> None:
@@ -125,6 +134,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m005_embeddings",
         "m006_fields",
         "m007_segments",
+        "m008_cjk_fulltext",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -138,6 +148,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "source",
         "truncated",
         "updated",
+        "analyzed",
     }
     assert {c.name for c in store.db["embeddings"].columns} == {"id", "embedding", "gen"}
 
@@ -179,7 +190,13 @@ def test_migrations_are_idempotent_on_reopen(db_path: Path) -> None:
             assert again.count() == 2
             assert again.generation == 1
             states = dict(again.db.execute("SELECT name, value FROM state").fetchall())
-            assert states == {"generation": "1", "config": "{}", "items": "2", "truncated": "0"}
+            assert states == {
+                "generation": "1",
+                "config": "{}",
+                "items": "2",
+                "truncated": "0",
+                "analysis": "cjk-bigrams+unigrams",
+            }
         finally:
             again.close()
 
@@ -518,7 +535,7 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
         counts = {t["table"]: t["count"] for t in sqlite_utils_cli("tables", "--counts", db_path)}
         assert counts["items"] == 2
         assert counts["pending"] == 1
-        assert counts["state"] == 4
+        assert counts["state"] == 5
         assert counts["_searchkit_migrations"] == len(MIGRATION_NAMES)
         assert counts["embeddings"] == 2
         assert counts["fields"] == counts["field_values"] == 0  # none indexed until asked
@@ -537,6 +554,7 @@ def test_the_database_opens_with_the_sqlite_utils_cli(db_path: Path, open_while_
             "config": "{}",
             "items": "2",
             "truncated": "0",
+            "analysis": "cjk-bigrams+unigrams",
         }
     finally:
         if open_while_reading:
@@ -594,3 +612,112 @@ def test_an_index_made_before_m004_and_m005_keeps_every_vector(tmp_path: Path) -
         assert "embedding" not in {c.name for c in store.db["items"].columns}
     finally:
         store.close()
+
+
+# --- keyword analysis (m008) -------------------------------------------------------
+
+OLD_ROWS = [
+    ("zh", "我喜欢踢足球和打篮球。"),
+    ("ja", "私はサッカーが好きです。"),
+    ("ko", "나는 축구를 좋아한다."),
+    ("en", "I like soccer."),
+]
+
+
+def _old_index(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index as searchkit made it before m008 (the migrations before it, rows written as
+    it wrote them), with an interrupted ingest's staged row."""
+    from searchkit import migrations
+
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:-1])
+        old = Store(db_path, DIM, create=True)
+        with old.db.atomic():
+            for key, text in OLD_ROWS:
+                old.db.execute(
+                    "INSERT INTO items (key, text, content_hash) VALUES (?, ?, ?)",
+                    (key, text, f"hash:{text}"),
+                )
+            old.db.execute(
+                "INSERT INTO embeddings (id, embedding) SELECT id, ? FROM items", (vector().tobytes(),)
+            )
+            old.db.execute(
+                "INSERT INTO pending (key, run, text, metadata, content_hash, truncated, embedding)"
+                " VALUES ('p', 'crashed', '足球', '{}', 'hash:p', 0, ?)",
+                (vector().tobytes(),),
+            )
+        assert "analyzed" not in {c.name for c in old.db["items"].columns}
+        assert [i for i, _ in old.keyword("축구", 5)] == []  # the issue: 축구를 is one word to unicode61
+        assert [i for i, _ in old.keyword("축구를", 5)] == [3]
+        old.close()
+
+
+def test_an_index_from_before_cjk_analysis_is_migrated_when_opened(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _old_index(db_path, monkeypatch)
+    store = Store(db_path, DIM)
+    try:
+        names = [r[0] for r in store.db.execute("SELECT name FROM _searchkit_migrations ORDER BY name")]
+        assert names[-1] == "m008_cjk_fulltext"
+        assert store.analysis == "cjk-bigrams+unigrams"
+        analysed = dict(store.db.execute("SELECT key, analyzed FROM items").fetchall())
+        assert analysed["en"] is None
+        assert analysed["ko"] == "나 나는 는 축 축구 구 구를 를 좋 좋아 아 아한 한 한다 다 ."
+        assert store.db.execute("SELECT analyzed FROM pending").fetchone()[0] == "足 足球 球"
+        ids = keys_to_ids(store)
+        found = [("足球", "zh"), ("サッカー", "ja"), ("축구", "ko"), ("축구를", "ko"), ("soccer", "en")]
+        for query, key in found:
+            assert [i for i, _ in store.keyword(query, 5)][:1] == [ids[key]], query
+        assert store.fulltext_problem() is None
+        add(store, "r", row("new", "축구공을 샀다."))  # and writes go on analysed
+        assert next(i for i, _ in store.keyword("축구공", 5)) == keys_to_ids(store)["new"]
+        assert store.fulltext_problem() is None
+    finally:
+        store.close()
+    # What sqlite-utils and Datasette show: the keyword index found and searched as before.
+    assert [r["key"] for r in sqlite_utils_cli("search", db_path, "items", "soccer")] == ["en"]
+    # A CJK unit is a term of its own there too.
+    assert sorted(r["key"] for r in sqlite_utils_cli("search", db_path, "items", "축구")) == ["ko", "new"]
+
+
+def test_the_keyword_index_is_checked_and_rebuilt_with_its_analysis(store: Store) -> None:
+    add(store, "r", row("ko", "나는 축구를 좋아한다."), row("en", "plain text"))
+    assert store.fulltext_problem() is None
+    with store.db.atomic():  # a keyword index out of step with the analysed text
+        store.db.execute("INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', 1, '축구')")
+    assert store.fulltext_problem() == "database disk image is malformed"
+    store.rebuild_fulltext()
+    assert store.fulltext_problem() is None
+    with store.db.atomic():  # FTS5's own rebuild reads the analysed texts (the view) too
+        store.db.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+    assert store.fulltext_problem() is None
+    assert [i for i, _ in store.keyword("축구", 5)] == [1]
+    generation = store.generation
+    store.set_analysis("words")
+    assert store.db.execute("SELECT count(*) FROM items WHERE analyzed IS NOT NULL").fetchone()[0] == 0
+    assert store.keyword("축구", 5) == [] and store.fulltext_problem() is None
+    assert store.generation == generation  # the keyword index is derived: rows and vectors unchanged
+
+
+def test_an_analysis_this_searchkit_does_not_know_is_refused(store: Store) -> None:
+    from searchkit.errors import IndexFileError, UsageError
+
+    with pytest.raises(UsageError, match="unknown keyword analysis 'nope'"):
+        store.set_analysis("nope")
+    with store.db.atomic():
+        store.db.execute("UPDATE state SET value = 'from-the-future' WHERE name = 'analysis'")
+    with pytest.raises(IndexFileError, match="'from-the-future', which this searchkit does not know"):
+        store.keyword("x", 5)
+    problem = store.fulltext_problem()
+    assert problem == "it holds the analysis 'from-the-future', which this searchkit does not know"
+
+
+def test_a_query_leaves_out_its_common_cjk_characters(store: Store) -> None:
+    """Held by most items, 나 and 는 of the query 나는 would make FTS5 score every item
+    (fulltext.COMMON_SHARE); the bigram 나는 and a query of the one character 나 stay."""
+    add(store, "r", *(row(f"k{i}", f"나는 간다 {i}") for i in range(1200)), row("x", "나 혼자"))
+    x = keys_to_ids(store)["x"]
+    assert x not in {i for i, _ in store.keyword("나는", 2000)}
+    assert [i for i, _ in store.keyword("나", 5)][:1] == [x]
+    assert x in {i for i, _ in store.keyword("혼자는", 5)}  # 는 left out, 혼 and 자 kept

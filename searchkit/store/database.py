@@ -235,9 +235,21 @@ class Store(Staging, Catalog):
 
     @guarded
     def keyword(self, query: str, limit: int, where: Where | None = None) -> list[tuple[int, float]]:
-        """(id, BM25 score) of the best `limit` items holding any word of `query`, best first
-        (fulltext.py)."""
+        """(id, BM25 score) of the best `limit` items holding any term of `query` (its words,
+        and its CJK runs' units: analysis.py), best first (fulltext.py)."""
         return fulltext.keyword(self.db, query, limit, where)
+
+    @property
+    @guarded
+    def analysis(self) -> str:
+        """The keyword analysis the index holds (analysis.ANALYSES; ``state`` 'analysis')."""
+        return fulltext.index_analysis(self.db)
+
+    @guarded
+    def set_analysis(self, name: str) -> None:
+        """Hold the keyword index in analysis `name`: every item re-analysed and the index
+        rebuilt in one transaction (rows, vectors and the generation unchanged)."""
+        fulltext.set_analysis(self.db, name)
 
     @guarded
     def fulltext_problem(self) -> str | None:

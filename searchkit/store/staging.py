@@ -12,8 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from searchkit._sqlite import sqlite_utils
+from searchkit.analysis import analyze
 from searchkit.store.binding import chunks
 from searchkit.store.damage import guarded
+from searchkit.store.fulltext import index_analysis
 from searchkit.store.rows import PendingRow, dump_metadata
 
 __all__ = ["Staging"]
@@ -35,12 +37,16 @@ class Staging:
 
     @guarded
     def stage(self, run: str, rows: Iterable[PendingRow]) -> None:
-        """Commit a batch of embedded rows to ``pending`` under `run` (last key wins)."""
+        """Commit a batch of embedded rows to ``pending`` under `run` (last key wins), each
+        with its keyword analysis (analysis.py; done here, batch by batch, so that `apply`'s
+        transaction stays SQL alone)."""
+        name = index_analysis(self.db)
         records = [
             {
                 "key": r.key,
                 "run": run,
                 "text": r.text,
+                "analyzed": analyze(r.text, name),
                 "metadata": dump_metadata(r.metadata),
                 "content_hash": r.content_hash,
                 "source": r.source,
@@ -93,7 +99,7 @@ class Staging:
             newest = self._sequence()
             self.db.execute(
                 """
-                UPDATE items SET text = p.text, metadata = p.metadata,
+                UPDATE items SET text = p.text, analyzed = p.analyzed, metadata = p.metadata,
                     content_hash = p.content_hash, source = p.source,
                     truncated = p.truncated,
                     updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
@@ -103,8 +109,8 @@ class Staging:
             )
             self.db.execute(
                 """
-                INSERT INTO items (key, text, metadata, content_hash, source, truncated)
-                SELECT key, text, metadata, content_hash, source, truncated
+                INSERT INTO items (key, text, analyzed, metadata, content_hash, source, truncated)
+                SELECT key, text, analyzed, metadata, content_hash, source, truncated
                 FROM pending WHERE run = ? AND key NOT IN (SELECT key FROM items)
                 ORDER BY rowid
                 """,
