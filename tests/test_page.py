@@ -276,6 +276,32 @@ def test_the_marks_never_mark_a_word_the_keyword_index_did_not_match(
     assert [p for p, marked in parts if marked] == ["raining", "rains", "pony", "ponies"]
 
 
+CJK_MARKS = [
+    ("我喜欢踢足球和打篮球。", "足球"),
+    ("今天天气很好，阳光明媚。", "天气"),  # noqa: RUF001 (the issue's own text, with its full-width comma)
+    ("私はサッカーが好きです。", "サッカー"),
+    ("나는 축구를 좋아한다.", "축구"),
+    ("나는 축구를 좋아한다.", "축구를"),
+    ("나는 야구를 좋아한다. 축구도", "축구"),
+    ("soccer를 좋아 球", "soccer 球"),
+    ("I like 足球 and footballs", "football 足球 like"),
+    ("𠀀𠀁𠀂 test", "𠀁𠀂"),
+]
+
+
+def test_the_page_marks_cjk_text_as_keyword_search_analyses_it(server: Server, tab: Tab) -> None:
+    from searchkit.analysis import spans
+
+    tab.open(server)
+    marked = tab.page.evaluate(
+        "cases => cases.map(([t, q]) => "
+        "window.searchkitMarks.markWords(t, q).filter(p => p[1]).map(p => p[0]))",
+        CJK_MARKS,
+    )
+    assert marked == [[text[a:b] for a, b in spans(text, query)] for text, query in CJK_MARKS]
+    assert marked[3] == ["축구"] and marked[5] == ["축구"]  # not 야구's 구
+
+
 def test_a_filter_and_a_bad_filter(server: Server, tab: Tab) -> None:
     tab.open(server, index="corpus", q="something to eat", k=5)
     tab.ids().to_have_count(5)

@@ -7,9 +7,20 @@
 // Porter stemmer as SQLite writes it (plurals, -ed, -ing, y to i). Two words with the same
 // step-1 stem have the same full stem, so a marked word is always one the index matched;
 // a word matched only through the later steps ("generous" for "generate") goes unmarked.
-// A new tokeniser (CJK) changes `words` and `stem` only.
+//
+// Chinese, Japanese and Korean are cut as searchkit/analysis.py cuts them: runs of Han,
+// Hiragana, Katakana and Hangul (the code point ranges of analysis._RANGES) into characters
+// and character pairs. A pair of the query is marked wherever it occurs in a run, a single
+// character only where the query's run is that one character (a query of 축구 marks the
+// 축구 of 축구를, not every 구), as analysis.spans does.
 (() => {
   const WORD = /[\p{L}\p{N}\p{M}]+/gu;
+  const CJK = new RegExp(
+    "[\u1100-\u11ff\u3005\u3007\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff" +
+      "\u3131-\u318e\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7a3" +
+      "\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\u{20000}-\u{3134f}]+",
+    "gu",
+  );
 
   function fold(word) {
     return word.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
@@ -83,16 +94,65 @@
     return text.match(WORD) || [];
   }
 
+  // The query's CJK units worth marking: each run's pairs, or a run of one character.
+  function cjkUnits(query) {
+    const units = new Set();
+    for (const run of query.matchAll(CJK)) {
+      const chars = [...run[0]];
+      if (chars.length === 1) units.add(chars[0]);
+      for (let i = 0; i + 1 < chars.length; i++) units.add(chars[i] + chars[i + 1]);
+    }
+    return units;
+  }
+
+  // [start, end] of the words of text[from:to] whose stem the query has.
+  function wordRanges(text, from, to, stems, found) {
+    for (const w of text.slice(from, to).matchAll(WORD)) {
+      if (stems.has(stem(w[0]))) found.push([from + w.index, from + w.index + w[0].length]);
+    }
+  }
+
+  // [start, end] of the units of a CJK run (at `at` in the text) that the query has.
+  function cjkRanges(run, at, units, found) {
+    const chars = [...run];
+    const offsets = [at];
+    for (const c of chars) offsets.push(offsets[offsets.length - 1] + c.length);
+    chars.forEach((c, i) => {
+      if (units.has(c)) found.push([offsets[i], offsets[i + 1]]);
+      if (i + 1 < chars.length && units.has(c + chars[i + 1])) found.push([offsets[i], offsets[i + 2]]);
+    });
+  }
+
+  // What to mark in `text` for `query`: [start, end] ranges, in order, overlaps merged.
+  function ranges(text, query) {
+    const stems = new Set(words(query.replace(CJK, " ")).map(stem));
+    const units = cjkUnits(query);
+    const found = [];
+    let last = 0;
+    for (const run of text.matchAll(CJK)) {
+      wordRanges(text, last, run.index, stems, found);
+      cjkRanges(run[0], run.index, units, found);
+      last = run.index + run[0].length;
+    }
+    wordRanges(text, last, text.length, stems, found);
+    found.sort((a, b) => a[0] - b[0]);
+    const merged = [];
+    for (const [start, end] of found) {
+      const top = merged[merged.length - 1];
+      if (top && start <= top[1]) top[1] = Math.max(top[1], end);
+      else merged.push([start, end]);
+    }
+    return merged;
+  }
+
   // [[part, marked], ...] that join back into `text`; nothing is marked without a query.
   function markWords(text, query) {
-    const wanted = new Set(words(query || "").map(stem));
     const parts = [];
     let last = 0;
-    for (const found of text.matchAll(WORD)) {
-      if (!wanted.has(stem(found[0]))) continue;
-      if (found.index > last) parts.push([text.slice(last, found.index), false]);
-      parts.push([found[0], true]);
-      last = found.index + found[0].length;
+    for (const [start, end] of ranges(text, query || "")) {
+      if (start > last) parts.push([text.slice(last, start), false]);
+      parts.push([text.slice(start, end), true]);
+      last = end;
     }
     if (last < text.length || parts.length === 0) parts.push([text.slice(last), false]);
     return parts;
