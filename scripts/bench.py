@@ -983,6 +983,9 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Result]], Result]] = {
         cfg.scale_sizes, cfg.scale_kinds, cfg.base_sentences, cfg.scale_commit_every
     ),
     "ray": lambda cfg, done: __import__("bench_ray").section(cfg.ray_items),
+    "peers": lambda cfg, done: __import__("bench_peers").section(
+        (1_000,) if cfg.quick else (5_000,), 100 if cfg.quick else 200
+    ),
 }
 
 
