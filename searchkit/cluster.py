@@ -187,11 +187,11 @@ class RayEmbedder:
         return int(_ray().cluster_resources().get("GPU", 0))
 
     def _pool_size(self) -> int:
-        resources = _ray().cluster_resources()
+        """Actors: one per GPU, else one per `cpus_per_actor` CPUs; at most `max_actors`."""
         gpus = self._gpus()
-        fits = gpus if gpus else int(resources.get("CPU", 1) // self._options.cpus_per_actor)
-        wanted = self._options.max_actors or fits
-        return max(1, min(wanted, max(fits, 1)))
+        cpus = int(_ray().cluster_resources().get("CPU", 1))
+        fits = max(1, gpus or cpus // self._options.cpus_per_actor)
+        return min(self._options.max_actors or fits, fits)
 
 
 def collect(

@@ -251,7 +251,7 @@ class Index(WriteProtocol):
 
     def export(self, vectors: bool = False) -> Iterator[dict[str, Any]]:
         """Every item as ``{"id", "text", "metadata"[, "embedding"]}``, in id order."""
-        for key, text, metadata, blob in self.store.iter_items():
+        for key, text, metadata, blob in self.export_raw():
             item: dict[str, Any] = {"id": key, "text": text, "metadata": metadata}
             if vectors:
                 item["embedding"] = np.frombuffer(blob, dtype="<f4").tolist()

@@ -9,7 +9,7 @@ or whose vectors were known) when it is staged.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from searchkit import cluster
@@ -26,18 +26,18 @@ class RayIngest:
     model: cluster.RayEmbedder
     started: bool  # this ingest started Ray here, and stops it
     on_progress: Callable[[int], None] | None
-    _told: list[int] = field(default_factory=lambda: [0])  # items told during this window
+    told: int = 0  # items told during this window
 
     def embedded(self, texts: int) -> None:
         if self.on_progress is not None:
             self.on_progress(texts)
-            self._told[0] += texts
+            self.told += texts
 
     def staged(self, items: int) -> None:
         """A window's `items` are staged: tell what embedding did not."""
         if self.on_progress is not None:
-            self.on_progress(max(0, items - self._told[0]))
-        self._told[0] = 0
+            self.on_progress(max(0, items - self.told))
+        self.told = 0
 
     def close(self) -> None:
         if self.started:
