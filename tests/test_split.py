@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from searchkit import Index
 from searchkit.errors import InputError, UsageError
-from searchkit.split import split
+from searchkit.split import MODES, Span, split
 
 from .conftest import TinyEmbedder
 
@@ -88,19 +88,192 @@ def test_unknown_mode() -> None:
         split("a", "words")
 
 
-@given(st.text(alphabet=st.sampled_from(list("ab A.!?。\n\"'”) 3가")), max_size=80))
-def test_pieces_are_ordered_disjoint_and_cover_every_visible_character(text: str) -> None:
+# --- lines: blank lines, headings and decoration ----------------------------------------------
+
+README = """\
+Frobnicator for Debian
+======================
+
+Overview
+--------
+The frobnicator turns widgets into gadgets. It reads its settings from
+/etc/frob.conf, e.g. the widget size. Run it as root!
+
+Features:
+ * fast start
+ * small memory use
+
+Installing from source
+needs a C compiler
+
+Report bugs with reportbug
+"""
+
+MARKDOWN = """\
+# Frob
+
+Frob turns widgets into gadgets. Fast.
+## Usage ##
+Run `frob` in a shell.
+###### Six levels deep
+#hashtag is no heading
+####### nor are seven
+"""
+
+RST = """\
+=========
+ Reference
+=========
+
+Options
+~~~~~~~
+-v  talk more.
+-q  talk less.
+
+* * *
+
+Done
+"""
+
+
+def texts(source: str, mode: str) -> list[str]:
+    return [span.text for span in split(source, mode)]
+
+
+def test_a_readme_without_periods_is_cut_at_blank_lines_and_headings() -> None:
+    assert texts(README, "sentences") == [
+        "Frobnicator for Debian",
+        "Overview",
+        "The frobnicator turns widgets into gadgets.",
+        "It reads its settings from\n/etc/frob.conf, e.g. the widget size.",
+        "Run it as root!",
+        "Features:\n * fast start\n * small memory use",
+        "Installing from source\nneeds a C compiler",
+        "Report bugs with reportbug",
+    ]
+
+
+def test_markdown_headings_are_pieces_without_their_marks() -> None:
+    assert texts(MARKDOWN, "sentences") == [
+        "Frob",
+        "Frob turns widgets into gadgets.",
+        "Fast.",
+        "Usage",
+        "Run `frob` in a shell.",
+        "Six levels deep",
+        "#hashtag is no heading\n####### nor are seven",
+    ]
+
+
+def test_rst_overlined_and_underlined_titles() -> None:
+    assert texts(RST, "sentences") == ["Reference", "Options", "-v  talk more.", "-q  talk less.", "Done"]
+
+
+def test_a_heading_ends_a_paragraph_and_is_one_itself() -> None:
+    assert texts(README, "paragraphs") == [
+        "Frobnicator for Debian",
+        "Overview",
+        "The frobnicator turns widgets into gadgets. It reads its settings from\n"
+        "/etc/frob.conf, e.g. the widget size. Run it as root!",
+        "Features:\n * fast start\n * small memory use",
+        "Installing from source\nneeds a C compiler",
+        "Report bugs with reportbug",
+    ]
+    assert texts(MARKDOWN, "paragraphs") == [
+        "Frob",
+        "Frob turns widgets into gadgets. Fast.",
+        "Usage",
+        "Run `frob` in a shell.",
+        "Six levels deep",
+        "#hashtag is no heading\n####### nor are seven",
+    ]
+    assert texts(RST, "paragraphs") == ["Reference", "Options", "-v  talk more.\n-q  talk less.", "Done"]
+
+
+def test_heading_offsets() -> None:
+    spans = split("Intro\n## Usage ##\nTitle\n-----\n", "sentences")
+    assert [(s.text, s.start, s.end) for s in spans] == [("Intro", 0, 5), ("Usage", 9, 14), ("Title", 18, 23)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an underline needs three characters, all the same; a shorter one is decoration still
+        ("Not a title\n--\nnext line", ["Not a title", "next line"]),
+        ("Before\nTitle\n^^^\nAfter", ["Before", "Title", "After"]),
+        ("Before\nTitle\n=-=\nAfter", ["Before\nTitle", "After"]),
+        ("Title\n```\ncode", ["Title", "code"]),
+        # a blank line is any whitespace, \r\n line ends included
+        ("one\r\n \t\r\ntwo", ["one", "two"]),
+        ("A sentence that goes on\n\nand on.", ["A sentence that goes on", "and on."]),
+    ],
+)
+def test_lines_that_cut(text: str, expected: list[str]) -> None:
+    assert texts(text, "sentences") == expected
+
+
+@pytest.mark.parametrize("text", ["========", "-----\n\n* * *\n", "  ~~~  \n...\n", "#\n##\n", ""])
+def test_decoration_alone_gives_no_piece(text: str) -> None:
+    for mode in MODES:
+        assert split(text, mode) == []
+
+
+def test_decoration_is_no_part_of_any_piece() -> None:
+    text = "a line\n* * *\nanother line\n===\n"
+    assert texts(text, "sentences") == ["a line", "another line"]
+    assert texts(text, "paragraphs") == ["a line", "another line"]
+    # none keeps the text whole: only leading and trailing decoration goes
+    assert texts("=====\n" + text, "none") == ["a line\n* * *\nanother line"]
+
+
+ALL_TEXTS = [
+    *(text for text, _ in CASES),
+    README,
+    MARKDOWN,
+    RST,
+    "  First one.  Second one?\n\tThird!  ",
+    "Line one.\nstill one.\n\n  Two. Two again.\n \n\n\nThree",
+    "=====\n\n--\n # x #\nTitle\n'''''\n\r\n",
+]
+
+
+@pytest.mark.parametrize("text", ALL_TEXTS)
+def test_pieces_point_into_the_source_in_every_mode(text: str) -> None:
+    for mode in MODES:
+        assert_pieces_are_sound(text, split(text, mode))
+    for mode in ("sentences", "paragraphs"):
+        assert not any("\n\n" in span.text for span in split(text, mode))
+
+
+def assert_pieces_are_sound(text: str, spans: list[Span]) -> None:
+    last_end = 0
+    for span in spans:
+        assert span.text and span.text == span.text.strip()
+        assert text[span.start : span.end] == span.text
+        assert span.start >= last_end
+        last_end = span.end
+
+
+def source_lines(text: str) -> list[tuple[int, int, str]]:
+    lines, start = [], 0
+    for line in text.split("\n"):
+        lines.append((start, start + len(line), line))
+        start += len(line) + 1
+    return lines
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab A.!?。\n\"'”) 3가=-\t")), max_size=80))
+def test_pieces_skip_blank_and_decoration_lines_and_cover_every_other_character(text: str) -> None:
     for mode in ("sentences", "paragraphs"):
         spans = split(text, mode)
-        covered = set()
-        last_end = 0
-        for span in spans:
-            assert span.text and span.text == span.text.strip()
-            assert text[span.start : span.end] == span.text
-            assert span.start >= last_end
-            last_end = span.end
-            covered.update(range(span.start, span.end))
-        assert {i for i, c in enumerate(text) if not c.isspace()} <= covered
+        assert_pieces_are_sound(text, spans)
+        assert not any("\n\n" in span.text for span in spans)
+        covered = {i for span in spans for i in range(span.start, span.end)}
+        for start, end, line in source_lines(text):
+            if any(c.isalnum() for c in line):
+                assert {i for i in range(start, end) if not text[i].isspace()} <= covered
+            else:  # blank or decoration: inside no piece
+                assert not covered & set(range(start, end))
 
 
 # --- through the index: Index.add(split=...) and `searchkit index --split` ------------------
