@@ -6,8 +6,10 @@ searchkit gains the newer tables the first time it is opened.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from searchkit._sqlite import sqlite_utils
 from searchkit.analysis import DEFAULT, TOKENIZE, analyze
@@ -308,6 +310,45 @@ def _restated(conn: sqlite3.Connection) -> Iterator[tuple[str, list[tuple[str | 
                 yield table, updates
 
 
+def m009_origins(conn: sqlite3.Connection) -> None:
+    """Each item's file: ``origin``, its resolved path (NULL for stdin and the API), by which a
+    re-index replaces a file's items and removes those of files gone (service/sources.py).
+
+    An item read before m009 has only its ``source``, the path as it was typed then
+    (``PATH:LINE``, ``PATH``): its origin is that path resolved from where the index is
+    first opened now, when a file is there (a re-index from the same place then replaces
+    its items, instead of adding them again under the new ids); NULL otherwise."""
+    for table in ("items", "pending"):
+        if "origin" not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN origin TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS items_origin ON items (origin) WHERE origin IS NOT NULL")
+    conn.create_function("searchkit_origin", 1, _cached(_legacy_origin), deterministic=True)
+    conn.execute(
+        "UPDATE items SET origin = searchkit_origin(source) WHERE origin IS NULL AND source IS NOT NULL"
+    )
+
+
+def _legacy_origin(typed: str) -> str | None:
+    path = Path(typed)
+    try:
+        return str(path.resolve()) if typed not in ("", "stdin", "api") and path.is_file() else None
+    except OSError:
+        return None
+
+
+def _cached(function: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """Once per distinct path: a million items come from a few thousand files."""
+    seen: dict[str, str | None] = {}
+
+    def cached(source: str) -> str | None:
+        path = re.sub(r":\d+$", "", source)
+        if path not in seen:
+            seen[path] = function(path)
+        return seen[path]
+
+    return cached
+
+
 Migration = str | Callable[[sqlite3.Connection], None]  # a script, or a function for a step SQL cannot do
 
 MIGRATIONS: list[tuple[str, Migration]] = [
@@ -319,6 +360,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m006_fields", M006_FIELDS),
     ("m007_segments", M007_SEGMENTS),
     ("m008_cjk_fulltext", m008_cjk_fulltext),
+    ("m009_origins", m009_origins),
 ]
 
 

@@ -68,6 +68,9 @@ class Record:
     # A vector the caller made with the index's own model ("bring your own vectors"): stored
     # and indexed as given, instead of embedding the text. Checked when it is staged.
     embedding: tuple[float, ...] | None = None
+    # The file it was read from (its resolved path), for a re-index to know which items a
+    # file holds now; None for stdin and the API.
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

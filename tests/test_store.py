@@ -72,6 +72,7 @@ MIGRATION_NAMES = [
     "fields",
     "segments",
     "cjk_fulltext",
+    "origins",
 ]
 
 
@@ -135,6 +136,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "m006_fields",
         "m007_segments",
         "m008_cjk_fulltext",
+        "m009_origins",
     ]
     assert store.generation == 0
     assert store.count() == 0
@@ -149,6 +151,7 @@ def test_migrations_create_the_tables(store: Store) -> None:
         "truncated",
         "updated",
         "analyzed",
+        "origin",
     }
     assert {c.name for c in store.db["embeddings"].columns} == {"id", "embedding", "gen"}
 
@@ -630,7 +633,8 @@ def _old_index(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from searchkit import migrations
 
     with monkeypatch.context() as patch:
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:-1])
+        before = [m for m in migrations.MIGRATIONS if m[0] < "m008"]
+        patch.setattr(migrations, "MIGRATIONS", before)
         old = Store(db_path, DIM, create=True)
         with old.db.atomic():
             for key, text in OLD_ROWS:
@@ -659,7 +663,7 @@ def test_an_index_from_before_cjk_analysis_is_migrated_when_opened(
     store = Store(db_path, DIM)
     try:
         names = [r[0] for r in store.db.execute("SELECT name FROM _searchkit_migrations ORDER BY name")]
-        assert names[-1] == "m008_cjk_fulltext"
+        assert names[-2:] == ["m008_cjk_fulltext", "m009_origins"]
         assert store.analysis == "cjk-bigrams+unigrams"
         analysed = dict(store.db.execute("SELECT key, analyzed FROM items").fetchall())
         assert analysed["en"] is None

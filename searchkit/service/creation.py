@@ -248,7 +248,7 @@ def _add_some(
     index: Index, records: Iterable[Record], batch_size: int, options: dict[str, Any]
 ) -> WriteReport:
     report = index.add(records, batch_size=batch_size, **options)
-    if report.added + report.updated + report.unchanged == 0:
+    if report.added + report.updated + report.unchanged + report.deleted == 0:
         raise InputError("nothing to index: the input holds no items (empty, or only blank lines)")
     return report
 

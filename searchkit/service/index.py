@@ -32,6 +32,7 @@ from searchkit.types import Hits, Metric, Mode, Record, WriteReport
 
 if TYPE_CHECKING:
     from searchkit.cluster import RayOptions
+    from searchkit.readers import SourceSync
     from searchkit.segments.view import SegmentView
     from searchkit.service.compaction import Compactor
     from searchkit.service.remote import RayIngest
@@ -273,6 +274,7 @@ class Index(WriteProtocol):
         on_progress: Callable[[int], None] | None = None,
         split: str = "none",
         ray: str | RayOptions | None = None,
+        sync: SourceSync | None = None,
     ) -> WriteReport:
         """Upsert items by id: new ids are added, changed texts re-embedded, the rest left alone.
 
@@ -282,7 +284,9 @@ class Index(WriteProtocol):
         ``position``, ``start`` and ``end``; pieces a changed text no longer has are deleted.
         `ray` embeds the texts on a Ray cluster: ``"local"`` starts one here, an address
         (``"auto"``, ``HOST:PORT``, ``ray://HOST:PORT``) joins one, `RayOptions` says more;
-        everything else happens here, as without it (cluster.py).
+        everything else happens here, as without it (cluster.py). `sync` (a `Reading`'s, from
+        readers.py, filled as its records are read) makes the index hold what the files and
+        folders read hold now: the items they no longer hold are deleted with the write.
         """
         from searchkit.service import ingest
         from searchkit.split import MODES
@@ -298,14 +302,16 @@ class Index(WriteProtocol):
             stale: list[str] = []
             if split != "none":
                 records = ingest.pieces(records, split, self.store, stale)
+            else:
+                records = ingest.wholes(records, self.store, stale, synced=sync is not None)
             if ray is None:
-                self._ingest(records, stale, report, batch_size, on_progress)
+                self._ingest(records, stale, report, batch_size, on_progress, sync)
             else:
                 from searchkit.service.remote import ray_ingest
 
                 remote = ray_ingest(self, ray, on_progress)
                 try:
-                    self._ingest(records, stale, report, batch_size, remote.staged, remote)
+                    self._ingest(records, stale, report, batch_size, remote.staged, sync, remote)
                 finally:
                     remote.close()
         self._maintain()
@@ -319,19 +325,25 @@ class Index(WriteProtocol):
         report: WriteReport,
         batch_size: int,
         on_progress: Callable[[int], None] | None,
+        sync: SourceSync | None = None,
         remote: RayIngest | None = None,
     ) -> None:
         """Under the write lock: stage `records` chunk by chunk (a window of texts at a time
-        for a cluster) and commit them, every COMMIT_EVERY items and at the end."""
+        for a cluster) and commit them, every COMMIT_EVERY items and at the end, with the
+        deletion of the `stale` keys and of what `sync` says the files read no longer hold."""
         from searchkit.service import ingest
 
         run = ingest.new_run()
+        if sync is not None:
+            self.store.forget_seen()
         model: Callable[[], Any] = (lambda: remote.model) if remote else (lambda: self.embedder)
         chunk = COMMIT_EVERY if remote else max(256, batch_size * 8)
         staged, committed, dimension = 0, 0, self.manifest.model.dimension
         try:
             while batch := list(islice(records, chunk)):
                 ingest.stage(self.store, model, dimension, run, batch, batch_size, report)
+                if sync is not None:
+                    self.store.note_seen([r.key for r in batch if r.origin is not None])
                 staged += len(batch)
                 if on_progress is not None:
                     on_progress(len(batch))
@@ -346,6 +358,8 @@ class Index(WriteProtocol):
                 f"{bad}; the {committed:,} items before it were committed (a bulk ingest commits every "
                 f"{COMMIT_EVERY:,}): fix the input and run it again, they are not embedded again"
             ) from None
+        if sync is not None:
+            stale += self.store.stale_keys(sync.files, sync.folders, sync.kept)
         if self.store.pending_count(run) or stale:
             self._commit_run(run, stale, report)
 

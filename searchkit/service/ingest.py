@@ -27,7 +27,7 @@ from searchkit.types import Record, WriteReport
 if TYPE_CHECKING:
     from searchkit.embedder import Embedder
 
-__all__ = ["SPLIT_FIELDS", "as_record", "content_hash", "new_run", "pieces", "stage"]
+__all__ = ["SPLIT_FIELDS", "as_record", "content_hash", "new_run", "pieces", "stage", "wholes"]
 
 # The metadata that --split gives each piece: its parent's id, its place, its offsets.
 SPLIT_FIELDS = ("parent", "position", "start", "end")
@@ -105,7 +105,9 @@ def stage(
     store.stage(
         run,
         [
-            PendingRow(r.key, r.text, r.metadata, hashes[r.key], r.source, flag, known[hashes[r.key]])
+            PendingRow(
+                r.key, r.text, r.metadata, hashes[r.key], r.source, flag, known[hashes[r.key]], r.origin
+            )
             for r, flag in zip(todo, flags, strict=True)
         ],
     )
@@ -115,7 +117,11 @@ def stage(
 def _same_row(state: RowState | None, record: Record) -> bool:
     if state is None:
         return False
-    return (state.metadata, state.source) == (dump_metadata(record.metadata), record.source)
+    return (state.metadata, state.source, state.origin) == (
+        dump_metadata(record.metadata),
+        record.source,
+        record.origin,
+    )
 
 
 def _truncated(
@@ -169,7 +175,17 @@ def pieces(records: Iterable[Record], mode: str, store: Store, stale: list[str])
         for n, (span, key) in enumerate(zip(spans, keys, strict=True)):
             metadata = {**record.metadata, "parent": record.key, "position": n}
             metadata.update(start=span.start, end=span.end)
-            yield Record(span.text, key, metadata, record.source)
+            yield Record(span.text, key, metadata, record.source, origin=record.origin)
+
+
+def wholes(records: Iterable[Record], store: Store, stale: list[str], synced: bool) -> Iterator[Record]:
+    """Each record as it is, appending to `stale` the pieces it had when it was indexed
+    split (``ID#N``): going back to the whole text replaces them. A file's records, when
+    `synced`, need not ask: the sync of its file removes what it no longer holds."""
+    for record in records:
+        if not (synced and record.origin is not None):
+            stale.extend(sorted(store.piece_keys(record.key) - {record.key}))
+        yield record
 
 
 def as_record(item: Record | dict[str, Any], number: int) -> Record:

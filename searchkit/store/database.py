@@ -28,6 +28,7 @@ from searchkit.store.catalog import Catalog
 from searchkit.store.damage import damaged, guarded
 from searchkit.store.opening import open_database, writable
 from searchkit.store.rows import RowState, StoredItem
+from searchkit.store.sources import Sources
 from searchkit.store.staging import Staging
 
 __all__ = ["Store"]
@@ -36,7 +37,7 @@ __all__ = ["Store"]
 _ITEMS_WITH_EMBEDDINGS = "items JOIN embeddings USING (id)"
 
 
-class Store(Staging, Catalog):
+class Store(Staging, Catalog, Sources):
     """An open ``index.db``; WAL mode, durable commits. One connection per thread that uses
     it, so that each thread's reads are a snapshot of their own, taken and used without
     waiting for another thread's (SQLite connections are not to be shared mid-transaction)."""
@@ -143,13 +144,16 @@ class Store(Staging, Catalog):
 
     @guarded
     def states_for_keys(self, keys: Sequence[str]) -> dict[str, RowState]:
-        """Text hash, metadata, source and truncation of each of `keys` already in ``items``."""
+        """Text hash, metadata, source, truncation and origin of each of `keys` already in ``items``."""
         found: dict[str, RowState] = {}
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, content_hash, metadata, source, truncated FROM items WHERE key IN ({marks})"
-            for key, digest, metadata, source, truncated in self.db.execute(sql, chunk):
-                found[key] = RowState(digest, metadata, source, bool(truncated))
+            sql = (
+                "SELECT key, content_hash, metadata, source, truncated, origin"
+                f" FROM items WHERE key IN ({marks})"
+            )
+            for key, digest, metadata, source, truncated, origin in self.db.execute(sql, chunk):
+                found[key] = RowState(digest, metadata, source, bool(truncated), origin)
         return found
 
     @guarded

@@ -37,6 +37,7 @@ class PendingRow:
     source: str
     truncated: bool
     embedding: bytes
+    origin: str | None = None  # the file it was read from (readers: Record.origin)
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,4 @@ class RowState:
     metadata: str  # as dump_metadata writes it
     source: str | None
     truncated: bool
+    origin: str | None = None

@@ -50,6 +50,7 @@ class Staging:
                 "metadata": dump_metadata(r.metadata),
                 "content_hash": r.content_hash,
                 "source": r.source,
+                "origin": r.origin,
                 "truncated": int(r.truncated),
                 "embedding": r.embedding,
             }
@@ -100,7 +101,7 @@ class Staging:
             self.db.execute(
                 """
                 UPDATE items SET text = p.text, analyzed = p.analyzed, metadata = p.metadata,
-                    content_hash = p.content_hash, source = p.source,
+                    content_hash = p.content_hash, source = p.source, origin = p.origin,
                     truncated = p.truncated,
                     updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                 FROM pending AS p WHERE p.run = ? AND items.key = p.key
@@ -109,8 +110,8 @@ class Staging:
             )
             self.db.execute(
                 """
-                INSERT INTO items (key, text, analyzed, metadata, content_hash, source, truncated)
-                SELECT key, text, analyzed, metadata, content_hash, source, truncated
+                INSERT INTO items (key, text, analyzed, metadata, content_hash, source, origin, truncated)
+                SELECT key, text, analyzed, metadata, content_hash, source, origin, truncated
                 FROM pending WHERE run = ? AND key NOT IN (SELECT key FROM items)
                 ORDER BY rowid
                 """,
