@@ -30,7 +30,7 @@ import numpy as np
 
 from searchkit import __version__
 from searchkit.errors import CorruptIndexError, InputError, StorageError, UsageError
-from searchkit.readers import EMBEDDING_FIELD, record_of, text_fields
+from searchkit.readers.fields import EMBEDDING_FIELD, record_of, text_fields
 from searchkit.types import Record
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def read_records(
     batch_size: int = READ_ROWS,
 ) -> Iterator[Record]:
     """The records of the Parquet file `stream` (`name` in errors), `batch_size` rows at a
-    time: its rows are ``NAME row N`` in errors, keyed ``NAME:N`` when they have no id."""
+    time: its rows are ``NAME row N`` in errors; a row without an id has key "" (readers key it)."""
     pa = _pyarrow("reading")
     if not stream.seekable():
         raise InputError(
@@ -85,7 +85,7 @@ def read_records(
     for batch in _batches(name, source, batch_size, pa):
         for obj in _rows(batch, pa):
             number += 1
-            yield _record(f"{name} row {number}", obj, text_field, id_field, f"{name}:{number}")
+            yield _record(f"{name} row {number}", obj, text_field, id_field, "")
 
 
 def _check_columns(name: str, schema: Any, text_field: str, pa: Any) -> None:

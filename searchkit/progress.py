@@ -7,38 +7,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
-from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Progress", "estimate_items"]
-
-
-def estimate_items(inputs: Iterable[str], split: str = "none") -> int | None:
-    """Lines in the input files (about one item each); None when one is stdin, or when
-    texts are split (how many pieces a line makes is known only once it is split)."""
-    if split != "none":
-        return None
-    total = 0
-    for arg in inputs:
-        if arg == "-":
-            return None
-        path = Path(arg)
-        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-        for file in files:
-            try:
-                total += _count_lines(file)
-            except OSError:
-                return None
-    return total
-
-
-def _count_lines(file: Path) -> int:
-    count = 0
-    with file.open("rb") as f:
-        while block := f.read(1 << 20):
-            count += block.count(b"\n")
-    return count
+__all__ = ["Progress"]
 
 
 class Progress:

@@ -144,3 +144,9 @@ def crash_harness() -> Any:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, crash_harness: Any) -> Path:
     """A real sentence-transformers model folder, tiny and random: fast in subprocesses."""
     return Path(crash_harness.make_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+def line_key(path: Path | str, text: str) -> str:
+    """The id of a line (or paragraph) of a text file: its file, and a digest of its text."""
+    digest = hashlib.sha256(json.dumps(text, ensure_ascii=False).encode()).hexdigest()
+    return f"{path}:{digest[:12]}"

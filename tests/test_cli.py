@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from searchkit.cli import app
 
-from .conftest import CORPUS, snapshot
+from .conftest import CORPUS, line_key, snapshot
 
 TUTORIAL = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium"]
 
@@ -179,7 +179,10 @@ def test_index_every_format(name: str, tmp_path: Path, model: Any) -> None:
     assert "2 added" in result.stdout
     items = [json.loads(line) for line in run("export", tmp_path / "idx").stdout.splitlines()]
     if name == "items.txt":
-        assert [i["id"] for i in items] == [f"{source}:1", f"{source}:3"]
+        assert [i["id"] for i in items] == [
+            line_key(source, "The weather is lovely today."),
+            line_key(source, "He drove to the stadium"),
+        ]
     else:
         assert items[0]["id"] == "w1" and items[0]["metadata"]["genre"] == "weather"
     hits = json.loads(run("query", tmp_path / "idx", "stadium", "-k", "1", "--json").stdout)["hits"]
@@ -196,8 +199,8 @@ def test_index_a_folder_and_stdin(tmp_path: Path, model: Any) -> None:
     assert result.exit_code == 0 and "1 added" in result.stdout
     ids = {json.loads(line)["id"] for line in run("export", tmp_path / "idx").stdout.splitlines()}
     assert ids == {
-        f"{tmp_path}/docs/a.txt:1",
-        f"{tmp_path}/docs/a.txt:2",
+        line_key(tmp_path / "docs" / "a.txt", "line one"),
+        line_key(tmp_path / "docs" / "a.txt", "line two"),
         f"{tmp_path}/docs/sub/note.md",
         "s",
     }

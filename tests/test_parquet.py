@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import math
@@ -29,6 +30,14 @@ from searchkit.types import Record
 from .conftest import snapshot
 
 QUERIES = ["Is it sunny?", "a football match", "cooking dinner", "stock markets fell", "a new phone"]
+
+
+def content_key(path: Path, text: str, metadata: dict[str, Any]) -> str:
+    """The id a row without one gets: its file, and a digest of its text and metadata."""
+    digest = hashlib.sha256(
+        json.dumps([text, metadata], sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+    return f"{path}:{digest[:12]}"
 
 
 def run(*args: Any, input: str | bytes | None = None) -> Any:
@@ -242,6 +251,7 @@ def test_other_columns_become_metadata(tmp_path: Path) -> None:
                 "genre": "news",
             },
             f"{p}:1",
+            origin=str(p),
         ),
         Record(
             "second text",
@@ -255,6 +265,7 @@ def test_other_columns_become_metadata(tmp_path: Path) -> None:
                 "genre": "news",
             },
             f"{p}:2",
+            origin=str(p),
         ),
     ]
 
@@ -274,7 +285,11 @@ def test_text_and_id_fields(tmp_path: Path, model: Any) -> None:
         ("7", "Red shoe For running.", {"text": "t"}),
         ("8", "Blue hat", {"text": "u"}),
     ]
-    assert [r.key for r in read(p, text_field="body")] == [f"{p}:1", f"{p}:2"]  # no 'id' column
+    # No 'id' column: keyed by content, as every other format's rows.
+    assert [r.key for r in read(p, text_field="body")] == [
+        content_key(p, "For running.", {"sku": 7, "title": "Red shoe", "text": "t"}),
+        content_key(p, "Blue hat", {"sku": 8, "title": None, "text": "u"}),
+    ]
     result = run("index", tmp_path / "idx", p, "--text-field", "title,body", "--id-field", "sku")
     assert result.exit_code == 0, result.output
     exported = [json.loads(line) for line in run("export", tmp_path / "idx").stdout.splitlines()]
@@ -355,7 +370,7 @@ def test_reading_is_by_batches_and_lazy(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_bad_rows_stop_the_read_at_that_row(tmp_path: Path) -> None:
     p = write_parquet(tmp_path / "a.parquet", {"text": ["one", "two", None]})
-    records = read_inputs([p])
+    records = iter(read_inputs([p]))
     assert [next(records).text, next(records).text] == ["one", "two"]
     with pytest.raises(InputError) as caught:
         next(records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +29,13 @@ def index_cmd(
         str | None, typer.Option("--metric", help="cosine (default), dot, euclidean, manhattan.")
     ] = None,
     model: ModelOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, txt, csv, tsv, jsonl or parquet.")] = "auto",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto (by extension, else content), txt, md, html, csv, tsv, jsonl, json or parquet.",
+        ),
+    ] = "auto",
     text_field: Annotated[
         str, typer.Option("--text-field", help="The text field; title,text joins several with a space.")
     ] = "text",
@@ -48,6 +53,44 @@ def index_cmd(
             "with its parent, position and offsets as metadata.",
         ),
     ] = "none",
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            "--unit",
+            help="What one item of a text file is: line (the default), paragraph, or file "
+            "(the default with --split: the file is a document, split into pieces).",
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding", help="Of files without a byte-order mark: cp1252, euc-kr, cp949... (UTF-8)."
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="CSV field separator: , (default) ; | or \\t.")
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="In folders, read only files matching this glob ('*.md', 'docs/**')."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="In folders, leave out files matching this glob.")
+    ] = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad", help="Skip bad files and records (each named with its reason); index the rest."
+        ),
+    ] = False,
+    no_sync: Annotated[
+        bool,
+        typer.Option(
+            "--no-sync",
+            help="Only add and update: keep the items that the files read no longer hold, "
+            "and those of files gone from the folders read.",
+        ),
+    ] = False,
     index_field: Annotated[
         list[str] | None,
         typer.Option("--index-field", help="Also index this metadata field for --where (see index-field)."),
@@ -67,7 +110,7 @@ def index_cmd(
     A JSONL item may carry its own vector, "embedding": [floats]: it is stored and indexed as
     given instead of embedding the text. It must come from the index's model, which still
     embeds the queries."""
-    from searchkit.progress import Progress, estimate_items
+    from searchkit.progress import Progress
     from searchkit.readers import read_inputs
     from searchkit.service import build
 
@@ -76,12 +119,25 @@ def index_cmd(
 
         for name in index_field:  # a bad name is refused before anything is embedded
             check_field(name)
-    records = read_inputs(inputs, fmt=fmt, text_field=text_field, id_field=id_field)
-    progress = Progress(estimate_items(inputs, split) if sys.stderr.isatty() else None)
+    reading = read_inputs(
+        inputs,
+        fmt=fmt,
+        text_field=text_field,
+        id_field=id_field,
+        unit=unit or ("line" if split == "none" else "file"),
+        encoding=encoding,
+        delimiter=delimiter,
+        include=include or (),
+        exclude=exclude or (),
+        skip_bad=skip_bad,
+    )
+    _check_split(split)
+    reading.check(split)  # every file read once: a bad record stops here, before any embedding
+    progress = Progress(reading.total)
     try:
         opened, report = build(
             index,
-            records,
+            reading,
             model=model,
             metric=metric,
             index_type=index_type,
@@ -93,6 +149,7 @@ def index_cmd(
             on_progress=progress,
             split=split,
             ray=ray,
+            sync=None if no_sync else reading.sync,
         )
     finally:
         progress.close()
@@ -104,7 +161,15 @@ def index_cmd(
     finally:
         opened.close()
     if as_json:
-        emit_json({"index": str(index), "items": total, **report.to_json(), "fields_indexed": fields})
+        emit_json(
+            {
+                "index": str(index),
+                "items": total,
+                **report.to_json(),
+                "fields_indexed": fields,
+                "read": reading.report.to_json(),
+            }
+        )
         return
     only = f" ({report.metadata_only} metadata only, not embedded)" if report.metadata_only else ""
     typer.echo(
@@ -112,16 +177,34 @@ def index_cmd(
         f" ({total} items); {report.embedded} embedded in {report.seconds:.1f} s"
         f" ({report.items_per_second:.0f} items/s)"
     )
+    for line in reading.report.lines():
+        typer.echo(f"  {line}")
     if report.deleted:
-        typer.echo(f"  {report.deleted} piece(s) that changed texts no longer have were deleted")
+        typer.echo(
+            f"  {report.deleted} item(s) the input no longer holds were removed "
+            "(pieces and lines gone from their texts, files gone from their folders)"
+        )
     if report.duplicates:
         typer.echo(f"  {report.duplicates} duplicate id(s) in the input: the last one of each was kept")
     if report.truncated:
         typer.echo(f"  {report.truncated} text(s) longer than the model's max_seq_length were truncated")
+        if split == "none" and report.truncated * 2 > report.added + report.updated:
+            typer.echo(
+                "  most texts were cut: the model reads only their beginning; index them with "
+                "--split sentences (or paragraphs) to search all of each"
+            )
     for note in report.notes:
         typer.echo(f"  {note}")
     if fields:
         typer.echo(f"  field index made for {', '.join(fields)}")
+
+
+def _check_split(split: str) -> None:
+    from searchkit.errors import UsageError
+    from searchkit.split import MODES
+
+    if split not in MODES:  # before the input is read
+        raise UsageError(f"unknown split mode {split!r}: choose one of {', '.join(MODES)}")
 
 
 def index_field_cmd(

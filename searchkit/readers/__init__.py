@@ -1,58 +1,55 @@
 """Input formats: files, folders and stdin in, one `Record` at a time out.
 
-Readers stream (a generator per file) and know nothing of models or indexes. Every
-problem is an `InputError` naming the file and line, raised before the record is
-yielded, so a caller that validates first can refuse a whole input cleanly.
+Readers stream and know nothing of models or indexes. Three parts: listing.py (which
+files a folder holds, and why any is skipped), decoding.py (bytes to lines: byte-order
+marks, --encoding, .gz), formats.py (lines to records, and the ids they get).
 
-Formats (``--format auto`` picks by extension; stdin is jsonl when its first line
-is a JSON object, else txt):
+`read_inputs` gives a `Reading`: iterate it for the records. Its `check()` reads every
+file once first, so that a bad record stops the write before anything is embedded (with
+--skip-bad, bad files and records are skipped instead, each named with its reason), and
+so that the number of items is known for the progress display. Its `report` says which
+files were used or skipped and why; its `sync` which files and folders were read whole,
+for the write to make the index hold what they hold now.
 
-- ``txt``: one item per non-empty line; id ``<path>:<line>``.
-- ``md``: one item per file (only chosen by extension, in folders); id ``<path>``.
-- ``csv`` / ``tsv``: a header row; the text field, the id field if present, every
-  other column kept as string metadata.
-- ``jsonl``: one JSON object per line; the text field (a string), the id field if
-  present (a string or an integer), every other field kept as metadata.
-- ``parquet``: one item per row, read by record batches (parquet.py, with pyarrow);
-  the same fields as jsonl, and a ``metadata`` column of JSON objects unpacked.
-
-Invalid UTF-8, NUL bytes and malformed records stop the read with the line number:
+Invalid text, NUL bytes and malformed records stop the read with the line number:
 searchkit never guesses at a corrupt input.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
+from itertools import chain
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from searchkit.errors import InputError, UsageError
+from searchkit.readers.decoding import check_encoding, file_encoding, open_bytes, text_lines
+from searchkit.readers.fields import EMBEDDING_FIELD, numbers, record_of, text_fields
+from searchkit.readers.formats import UNITS, Options, Place, detect, read_lines
+from searchkit.readers.listing import STDIN, Source, Walk
+from searchkit.readers.report import BadRecord, Problems, ReadReport, SourceSync
 from searchkit.types import Record
 
-__all__ = ["EMBEDDING_FIELD", "FORMATS", "numbers", "read_inputs", "record_of", "text_fields"]
+Lines = Iterator[tuple[int, str]]
 
-FORMATS = ("auto", "txt", "csv", "tsv", "jsonl", "parquet")
-# A JSONL field (or API key) with the item's own vector: indexed as given, not embedded.
-EMBEDDING_FIELD = "embedding"
-_BY_EXTENSION = {
-    ".txt": "txt",
-    ".text": "txt",
-    ".md": "md",
-    ".markdown": "md",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-}
-STDIN = "-"
+__all__ = [
+    "EMBEDDING_FIELD",
+    "FORMATS",
+    "STDIN",
+    "UNITS",
+    "ReadReport",
+    "Reading",
+    "SourceSync",
+    "numbers",
+    "read_inputs",
+    "record_of",
+    "text_fields",
+]
 
-# A text field may be a whole document: lift the csv module's 128 KiB cap on one field.
-csv.field_size_limit(1 << 30)
+FORMATS = ("auto", "txt", "md", "html", "csv", "tsv", "jsonl", "json", "parquet")
 
 
 def read_inputs(
@@ -60,254 +57,165 @@ def read_inputs(
     fmt: str = "auto",
     text_field: str = "text",
     id_field: str = "id",
-) -> Iterator[Record]:
-    """Yield the records of every input in order: files, folders (recursively) or '-'."""
+    *,
+    unit: str = "line",
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_bad: bool = False,
+) -> Reading:
+    """The records of every input in order: files, folders (recursively) or '-' (stdin).
+
+    `fmt` (``auto``: by extension, else by content) applies to files and stdin named
+    directly; files in folders go by their own extension or content. `unit` is what one
+    item of a ``txt`` source is: a ``line``, a ``paragraph`` or the whole ``file``.
+    `encoding` decodes files without a byte-order mark (UTF-8 by default); `delimiter`
+    separates CSV fields; `include`/`exclude` are globs on paths inside a folder."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    for item in inputs:
-        for name, stream, file_fmt in _open_inputs(str(item), fmt):
-            with stream:
-                yield from _read_stream(name, stream, file_fmt, text_field, id_field)
+    if unit not in UNITS:
+        raise UsageError(f"unknown unit {unit!r}: choose one of {', '.join(UNITS)}")
+    if delimiter is not None and len(delimiter.replace("\\t", "\t")) != 1:
+        raise UsageError(f"--delimiter takes one character (or \\t), not {delimiter!r}")
+    options = Options(
+        text_field=text_field,
+        id_field=id_field,
+        unit=unit,
+        encoding=check_encoding(encoding),
+        delimiter=delimiter.replace("\\t", "\t") if delimiter else None,
+        skip_bad=skip_bad,
+    )
+    return Reading(list(inputs), fmt, options, include, exclude)
 
 
-def _open_inputs(arg: str, fmt: str) -> Iterator[tuple[str, IO[bytes], str]]:
-    if arg == STDIN:
-        yield "stdin", sys.stdin.buffer, fmt
-        return
-    path = Path(arg)
-    if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in _BY_EXTENSION
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
-            known = ", ".join(sorted(_BY_EXTENSION))
-            raise InputError(f"{arg}: no input files in this folder (looked for {known})")
-        for file in files:
-            try:
-                stream = file.open("rb")
-            except OSError as exc:
-                raise InputError(f"{file}: cannot read ({exc.strerror})") from None
-            yield str(file), stream, _BY_EXTENSION[file.suffix.lower()]
-        return
-    if not path.exists():
-        raise InputError(f"{arg}: no such file or folder")
-    if fmt == "auto":
-        fmt = _BY_EXTENSION.get(path.suffix.lower(), "txt")
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"{arg}: cannot read ({exc.strerror})") from None
-    yield str(path), stream, fmt
+class Reading:
+    """The records of some inputs (iterate once), with what reading them found."""
 
+    def __init__(
+        self,
+        inputs: list[str | Path],
+        fmt: str,
+        options: Options,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> None:
+        self.options = options
+        self.report = ReadReport()
+        self.sync = SourceSync()
+        self.total: int | None = None  # items, once check() has counted them
+        self._walk = Walk(inputs, fmt, self.report, include, exclude)
+        self._problems = Problems(self.report, skip=options.skip_bad)
+        self._sources: list[Source] | None = None
+        self._bad: set[str] = set()
+        self._formats: dict[str, str] = {}  # each source's format, as read
 
-def _read_stream(name: str, stream: IO[bytes], fmt: str, text_field: str, id_field: str) -> Iterator[Record]:
-    if fmt == "parquet":
-        from searchkit.parquet import read_records  # pyarrow is loaded for Parquet inputs only
+    def check(self, split: str = "none") -> None:
+        """Read every file once, before anything is embedded: the first bad record raises
+        (or, with --skip-bad, is recorded and skipped), and `total` counts the items (the
+        pieces, with `split`). Stdin cannot be read twice: it is checked as it is read."""
+        from searchkit.split import split as split_text
 
-        yield from read_records(name, stream, text_field, id_field)
-        return
-    lines = _decoded_lines(name, stream)
-    if fmt == "auto":  # only stdin gets here
-        first = next(lines, None)
-        if first is None:
-            return
-        fmt = "jsonl" if first[1].lstrip().startswith("{") else "txt"
-        lines = _chain([first], lines)
-    if fmt == "txt":
-        yield from _read_txt(name, lines)
-    elif fmt == "md":
-        yield from _read_md(name, lines)
-    elif fmt == "jsonl":
-        yield from _read_jsonl(name, lines, text_field, id_field)
-    else:
-        yield from _read_table(name, lines, "\t" if fmt == "tsv" else ",", text_field, id_field)
-
-
-def _chain(head: list[tuple[int, str]], rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    yield from head
-    yield from rest
-
-
-def _decoded_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, str]]:
-    """(line number, text) with the newline kept; strict UTF-8, no NUL bytes."""
-    for number, raw in enumerate(stream, start=1):
-        if b"\x00" in raw:
-            raise InputError(
-                f"{name} line {number}: contains NUL bytes; is it a binary file? searchkit reads UTF-8 text"
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{name} line {number}: invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                f"{exc.start + 1}); re-encode the file as UTF-8"
-            ) from None
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        yield number, text
-
-
-def _read_txt(name: str, lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
-    for number, line in lines:
-        text = line.strip()
-        if text:
-            yield Record(text=text, key=f"{name}:{number}", metadata={}, source=f"{name}:{number}")
-
-
-def _read_md(name: str, lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
-    text = "".join(line for _, line in lines).strip()
-    if text:
-        yield Record(text=text, key=name, metadata={}, source=name)
-
-
-def _read_jsonl(
-    name: str, lines: Iterator[tuple[int, str]], text_field: str, id_field: str
-) -> Iterator[Record]:
-    for number, line in lines:
-        if not line.strip():
-            continue
-        where = f"{name} line {number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{where}: expected a JSON object, found {_json_type(obj)}")
-        if "\\u" in line.lower() and _has_lone_surrogate(obj):
-            raise InputError(f"{where}: a \\ud800-\\udfff escape with no pair is not text; fix the escape")
-        yield record_of(where, obj, text_field, id_field, default_key=f"{name}:{number}")
-
-
-def _read_table(
-    name: str, lines: Iterator[tuple[int, str]], delimiter: str, text_field: str, id_field: str
-) -> Iterator[Record]:
-    numbered = iter(lines)
-    current = [0]
-
-    def texts() -> Iterator[str]:
-        for number, line in numbered:
-            current[0] = number
-            yield line
-
-    reader = csv.reader(texts(), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [h.strip() for h in header]
-        missing = [f for f in text_fields(text_field) if f not in header]
-        if missing:
-            raise InputError(
-                f"{name}: no {missing[0]!r} column (columns: {', '.join(header)}); "
-                "name the text column with --text-field"
-            )
-        ended = current[0]
-        for row in reader:
-            # A quoted field may span lines: a record is named by its first line.
-            first, ended = ended + 1, current[0]
-            where = f"{name} line {first}"
-            if not row or (len(row) == 1 and not row[0].strip()):
+        self._sources = list(self._walk.sources())
+        total: int | None = 0
+        for source in self._sources:
+            if source.path is None:
+                total = None
                 continue
-            if len(row) != len(header):
-                raise InputError(
-                    f"{where}: {len(row)} fields where the header has {len(header)}; "
-                    "quote fields that contain the delimiter"
-                )
-            obj = dict(zip(header, row, strict=True))
-            yield record_of(where, obj, text_field, id_field, f"{name}:{first}")
-    except csv.Error as exc:
-        raise InputError(f"{name} line {current[0]}: malformed {_table_name(delimiter)} ({exc})") from None
+            items = 0
+            for record in self._whole(source):
+                items += len(split_text(record.text, split)) if split != "none" else 1
+            if source.name not in self._bad:
+                self.report.use(self._formats[source.name])
+                total = None if total is None else total + items
+        self.total = total
+
+    def __iter__(self) -> Iterator[Record]:
+        checked = self._sources is not None
+        for source in self._sources if self._sources is not None else self._walk.sources():
+            if source.name in self._bad:
+                continue
+            # A checked file's bad records are in the report already.
+            self._problems.quiet = checked and source.path is not None
+            yield from self._whole(source)
+            if source.name in self._bad:
+                continue
+            if not checked or source.path is None:
+                self.report.use(self._formats[source.name])
+            if source.origin is not None:
+                self.sync.files.append(source.origin)
+        self.sync.folders = list(self._walk.folders)
+
+    def _whole(self, source: Source) -> Iterator[Record]:
+        """The records of one source; a bad file raises, or with --skip-bad is skipped whole."""
+        try:
+            yield from self._records(source)
+        except InputError as error:
+            self._skip_file(source, error)
+
+    def _skip_file(self, source: Source, error: InputError) -> None:
+        if not self.options.skip_bad:
+            if isinstance(error, BadRecord) or not self._walk.several:
+                raise error
+            # Others could go on without it.
+            raise InputError(f"{error}; or pass --skip-bad to skip bad files and records") from None
+        if source.name not in self._bad:
+            self._bad.add(source.name)
+            self.report.skip(source.name, "bad")
+            self.report.bad.append(str(error))
+            if source.origin is not None:
+                self.sync.kept.append(source.origin)
+
+    def _records(self, source: Source) -> Iterator[Record]:
+        place = Place(source.name, source.origin or "stdin", source.origin, self._problems, self.report)
+        if source.fmt == "parquet":
+            from searchkit.parquet import read_records  # pyarrow is loaded for Parquet inputs only
+
+            self._formats[source.name] = "parquet"
+            with _opened(source) as stream:
+                text_field, id_field = self.options.text_field, self.options.id_field
+                for n, record in enumerate(read_records(source.name, stream, text_field, id_field), start=1):
+                    yield _keyed(place, record, n)
+            return
+        encoding = self.options.encoding
+        if source.path is not None:
+            encoding = file_encoding(source.path, encoding)
+        with _opened(source) as stream:
+            lines = text_lines(source.name, stream, encoding)
+            fmt, lines, delimiter = self._formatted(source, lines)
+            options = self.options
+            if delimiter and not options.delimiter:  # a header that says its separator
+                options = replace(options, delimiter=delimiter)
+            yield from read_lines(place, lines, fmt, options)
+
+    def _formatted(self, source: Source, lines: Lines) -> tuple[str, Lines, str | None]:
+        """`lines`, with the source's format settled first: by content when it is ``auto``
+        (the first non-blank line decides; what it chose is said for a source named directly)."""
+        if source.fmt != "auto":
+            self._formats[source.name] = source.fmt
+            return source.fmt, lines, None
+        head: list[tuple[int, str]] = []
+        for numbered in lines:
+            head.append(numbered)
+            if numbered[1].strip():
+                break
+        if not head or not head[-1][1].strip():
+            self._formats[source.name] = "txt"
+            return "txt", iter(head), None  # blank: nothing to read
+        fmt, why, delimiter = detect(head[-1][1], self.options.text_field)
+        if source.folder is None:
+            self.report.note(f"{source.name}: read as {fmt} ({why}); --format chooses another")
+        self._formats[source.name] = f"{fmt} by content"
+        return fmt, chain(head, lines), delimiter
 
 
-def _table_name(delimiter: str) -> str:
-    return "TSV" if delimiter == "\t" else "CSV"
+def _keyed(place: Place, record: Record, number: int) -> Record:
+    """A Parquet row's record with the ids and sources every other format gives."""
+    key = record.key or place.key([record.text, record.metadata])
+    return Record(record.text, key, record.metadata, f"{place.base}:{number}", record.embedding, place.origin)
 
 
-def text_fields(text_field: str) -> list[str]:
-    """``--text-field title,text``: several fields, joined with a space."""
-    return [f.strip() for f in text_field.split(",") if f.strip()] or [text_field]
-
-
-def record_of(where: str, obj: dict[str, Any], text_field: str, id_field: str, default_key: str) -> Record:
-    """The record of one parsed row or object (`where` names it in errors): its text field(s),
-    its id field, its ``embedding``, every other field as metadata."""
-    fields = text_fields(text_field)
-    if len(fields) == 1:
-        text = _text(where, obj, fields[0])
-    else:
-        # As BEIR and MTEB embed a document: (title + " " + text).strip(); a missing or
-        # null field counts as empty, as long as one of them is there.
-        if not any(f in obj for f in fields):
-            raise InputError(f"{where}: none of the fields {', '.join(fields)}; name them with --text-field")
-        text = " ".join(_text(where, obj, f, optional=True) for f in fields).strip()
-        if not text:
-            raise InputError(f"{where}: fields {text_field!r} are all empty; remove the record or fill one")
-    key = default_key
-    if id_field in obj and obj[id_field] not in (None, ""):
-        raw_id = obj[id_field]
-        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
-            raise InputError(f"{where}: field {id_field!r} is {_json_type(raw_id)}, not a string or integer")
-        key = str(raw_id)
-    metadata = {k: v for k, v in obj.items() if k not in fields and k != id_field}
-    embedding = metadata.pop(EMBEDDING_FIELD, None)
-    if embedding is not None:
-        embedding = numbers(embedding, f"{where}: field {EMBEDDING_FIELD!r}")
-    return Record(text=text, key=key, metadata=metadata, source=default_key, embedding=embedding)
-
-
-def numbers(value: Any, what: str) -> tuple[float, ...]:
-    """An ``embedding`` field as floats: a non-empty array of numbers, or (from Python) a
-    one-dimensional NumPy array of them, as ``model.encode`` returns (its length and
-    finiteness are checked against the index when it is staged)."""
-    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) == 1 and value.dtype.kind in "fiu":
-        if not len(value):
-            raise InputError(f"{what} must be a non-empty array of numbers (a vector of the index's model)")
-        # Kept as an array: a million vectors as Python floats would cost minutes and gigabytes.
-        return value  # type: ignore[no-any-return]
-    if (
-        not isinstance(value, list)
-        or not value
-        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
-    ):
-        raise InputError(f"{what} must be a non-empty array of numbers (a vector of the index's model)")
-    return tuple(float(v) for v in value)
-
-
-def _text(where: str, obj: dict[str, Any], field: str, optional: bool = False) -> str:
-    if field not in obj or (optional and obj[field] is None):
-        if optional:
-            return ""
-        raise InputError(f"{where}: no {field!r} field; name the text field with --text-field")
-    text = obj[field]
-    if not isinstance(text, str):
-        raise InputError(f"{where}: field {field!r} is {_json_type(text)}, not a string")
-    if not text.strip() and not optional:
-        raise InputError(f"{where}: field {field!r} is empty; remove the record or fill it")
-    return text
-
-
-def _has_lone_surrogate(obj: object) -> bool:
-    """JSON can escape half a UTF-16 pair; such a string cannot be stored as UTF-8."""
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _json_type(value: object) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        type(None): "null",
-    }
-    for kind, label in names.items():
-        if isinstance(value, kind):
-            return label
-    return "a number"
+def _opened(source: Source) -> AbstractContextManager[IO[bytes]]:
+    if source.path is None:
+        return nullcontext(sys.stdin.buffer)  # stdin is read, never closed
+    return open_bytes(source.path)

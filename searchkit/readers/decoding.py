@@ -26,7 +26,7 @@ from typing import IO, cast
 
 from searchkit.errors import InputError, UsageError
 
-__all__ = ["check_encoding", "inner_name", "looks_binary", "open_bytes", "text_lines"]
+__all__ = ["check_encoding", "file_encoding", "inner_name", "looks_binary", "open_bytes", "text_lines"]
 
 _EXAMPLES = "name a Python codec, e.g. cp1252, euc-kr, cp949, latin-1"
 # (mark, codec, label). UTF-32 LE first: FF FE 00 00 also starts with the UTF-16 LE mark.
@@ -58,6 +58,26 @@ def check_encoding(encoding: str | None) -> str | None:
     if not info._is_text_encoding:  # base64, rot13, zlib: codecs that do not decode to text
         raise UsageError(f"{encoding!r} is not a text encoding: {_EXAMPLES}")
     return info.name
+
+
+def file_encoding(path: Path, encoding: str | None) -> str | None:
+    """What a file is read with when the user named `encoding`: UTF-8 where the whole file
+    is valid UTF-8 (a legacy encoding's text almost never is), else `encoding`; so that
+    ``--encoding latin-1`` reads a folder of UTF-8 files with a few Latin-1 ones right.
+    (A byte-order mark still decides first: text_lines.)"""
+    if encoding is None or encoding in _UTF8:
+        return encoding
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open_bytes(path) as stream:
+            while chunk := stream.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return encoding
+    except (OSError, *_GZIP_ERRORS):
+        return encoding  # reading it again says what is wrong
+    return None
 
 
 def open_bytes(path: Path) -> IO[bytes]:
