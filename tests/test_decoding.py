@@ -527,3 +527,16 @@ def test_large_euc_kr_input_across_chunks(tmp_path: Path) -> None:
     assert any(cuts_a_character(data, at, "euc-kr") for at in boundaries)
     p = write(tmp_path / "big.txt", data)
     assert lines_of(p, "euc-kr") == list(enumerate(lines, start=1))
+
+
+def test_file_encoding_reads_utf8_files_as_utf8_and_the_rest_as_named(tmp_path: Path) -> None:
+    utf8 = tmp_path / "new.txt"
+    utf8.write_bytes("déjà vu\n".encode())
+    legacy = tmp_path / "old.txt"
+    legacy.write_bytes("José Müller\n".encode("latin-1"))
+    packed = tmp_path / "old.txt.gz"
+    packed.write_bytes(gzip.compress("Müller\n".encode("latin-1")))
+    assert decoding.file_encoding(utf8, "iso8859-1") is None
+    assert decoding.file_encoding(legacy, "iso8859-1") == "iso8859-1"
+    assert decoding.file_encoding(packed, "iso8859-1") == "iso8859-1"
+    assert decoding.file_encoding(legacy, None) is None  # nothing named: strict UTF-8
