@@ -345,6 +345,16 @@ def test_json_array_of_objects(tmp_path: Path, model: Any) -> None:
     single = write(tmp_path / "one.json", json.dumps({"id": "a", "text": "first"}))
     result = run("index", tmp_path / "idx", single)
     assert result.exit_code == 1 and "JSON Lines (.jsonl)" in result.output
+    # In a folder, a JSON file of data (a config, a benchmark's figures) is skipped and said so.
+    write(tmp_path / "folder" / "items.json", json.dumps([{"id": "c", "text": "third"}]))
+    write(tmp_path / "folder" / "settings.json", json.dumps({"theme": "dark"}))
+    report = index_json(tmp_path / "idx", tmp_path / "folder")
+    assert report["read"]["files_skipped"] == {
+        "JSON files not an array of objects (items go in .jsonl)": [
+            str(tmp_path / "folder" / "settings.json")
+        ]
+    }
+    assert items(tmp_path / "idx") == {"a": "first", "b": "second", "c": "third"}
 
 
 # --- 13: feedback -------------------------------------------------------------------

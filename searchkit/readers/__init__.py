@@ -30,7 +30,7 @@ from searchkit.readers.decoding import check_encoding, file_encoding, open_bytes
 from searchkit.readers.fields import EMBEDDING_FIELD, numbers, record_of, text_fields
 from searchkit.readers.formats import UNITS, Options, Place, detect, read_lines
 from searchkit.readers.listing import STDIN, Source, Walk
-from searchkit.readers.report import BadRecord, Problems, ReadReport, SourceSync
+from searchkit.readers.report import BadRecord, NotItems, Problems, ReadReport, SourceSync
 from searchkit.types import Record
 
 Lines = Iterator[tuple[int, str]]
@@ -154,6 +154,11 @@ class Reading:
             self._skip_file(source, error)
 
     def _skip_file(self, source: Source, error: InputError) -> None:
+        if isinstance(error, NotItems) and source.folder is not None:
+            if source.name not in self._bad:
+                self._bad.add(source.name)
+                self.report.skip(source.name, NotItems.reason)
+            return
         if not self.options.skip_bad:
             if isinstance(error, BadRecord) or not self._walk.several:
                 raise error

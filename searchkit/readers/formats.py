@@ -25,7 +25,7 @@ from typing import Any
 
 from searchkit.errors import InputError
 from searchkit.readers.fields import json_type, record_of, text_fields
-from searchkit.readers.report import Problems, ReadReport
+from searchkit.readers.report import NotItems, Problems, ReadReport
 from searchkit.types import Record
 
 __all__ = ["UNITS", "Options", "detect", "read_lines"]
@@ -176,7 +176,7 @@ def _json(place: Place, lines: Lines, options: Options) -> Iterator[Record]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{place.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, list):
-        raise InputError(
+        raise NotItems(
             f"{place.name}: a JSON file is read as an array of objects, and this holds {json_type(data)}; "
             "write one object per line as JSON Lines (.jsonl)"
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from searchkit.errors import InputError
 
-__all__ = ["BadRecord", "Problems", "ReadReport", "SourceSync"]
+__all__ = ["BadRecord", "NotItems", "Problems", "ReadReport", "SourceSync"]
 
 # How many names of each skip reason the report shows (all of them are in --json).
 SHOWN = 3
@@ -74,6 +74,13 @@ class ReadReport:
 
 class BadRecord(InputError):
     """A bad record, raised as it is: its message says already that --skip-bad skips it."""
+
+
+class NotItems(InputError):
+    """A file that holds data, not items (a JSON object, not an array of them): an error when
+    it is named, a file skipped with its reason when a folder holds it."""
+
+    reason = "JSON files not an array of objects (items go in .jsonl)"
 
 
 class Problems:
