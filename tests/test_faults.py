@@ -132,3 +132,30 @@ def test_a_delete_killed_at_each_fault_point(point: str, setup: Any, crash_harne
     assert state == UPSERT[point]
     crash_harness.run_to_end("delete", str(folder), *gone)
     assert crash_harness.items_of(folder) == rest and check(folder).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["after-stage", "in-commit", "after-commit", "in-manifest", "after-manifest"])
+def test_a_folder_sync_killed_at_each_fault_point(
+    point: str, tmp_path: Path, crash_harness: Any, tiny_model_dir: Path
+) -> None:
+    """A re-index of a folder whose files changed (a line gone, a line new, a file gone)
+    deletes and adds in the one commit: killed anywhere, the index holds the folder as it
+    was or as it is, never the new lines beside the ones removed."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("alpha\nbeta\ngamma\n")
+    (docs / "b.txt").write_text("delta\n")
+    folder = tmp_path / "index"
+    crash_harness.run_to_end("index", str(folder), str(docs), "--model", str(tiny_model_dir))
+    before = crash_harness.items_of(folder)
+    (docs / "a.txt").write_text("beta\ngamma\nepsilon\n")
+    (docs / "b.txt").unlink()
+    killed_at(crash_harness, point, "index", str(folder), str(docs))
+    now = crash_harness.items_of(folder)
+    assert now == before or sorted(now.values()) == ["beta", "epsilon", "gamma"]
+    assert (now == before) == (UPSERT[point] == "before")
+    assert check(folder).ok
+    crash_harness.run_to_end("index", str(folder), str(docs))
+    assert sorted(crash_harness.items_of(folder).values()) == ["beta", "epsilon", "gamma"]
+    assert check(folder).ok
