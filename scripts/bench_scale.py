@@ -119,7 +119,7 @@ def ingest(
     """The child: one Index.add of `n` items into a new index at `folder`, timed per chunk."""
     from bench import ReplayEmbedder, log, real_embeddings
 
-    import searchkit.service.index as index_module
+    import searchkit.service.ingest as index_module
     from searchkit.service import Index
     from searchkit.types import Fingerprint
 

@@ -249,8 +249,9 @@ def test_a_bulk_ingest_commits_in_chunks_and_says_so_when_bad_input_stops_it(
 ) -> None:
     from searchkit import UsageError
     from searchkit.service import index as index_module
+    from searchkit.service import ingest as ingest_module
 
-    monkeypatch.setattr(index_module, "COMMIT_EVERY", 256)  # a chunk per staged batch of 256
+    monkeypatch.setattr(ingest_module, "COMMIT_EVERY", 256)  # a chunk per staged batch of 256
     index = Index.create(tmp_path / "i", embedder=TinyEmbedder(DIM))
     commits: list[int] = []
     original = index_module.Index._commit_run

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from searchkit import embedder as embedding
 from searchkit import faults
-from searchkit.errors import IndexNotFoundError, InputError, UsageError
+from searchkit.errors import IndexNotFoundError, UsageError
 from searchkit.manifest import Manifest
 from searchkit.service.model_check import (
     check_asked_model,
@@ -35,13 +34,8 @@ if TYPE_CHECKING:
     from searchkit.readers import SourceSync
     from searchkit.segments.view import SegmentView
     from searchkit.service.compaction import Compactor
-    from searchkit.service.remote import RayIngest
 
 __all__ = ["DB_FILE", "MAX_K", "Index", "check_model", "storage_errors"]
-
-# A bulk ingest commits (and seals into a segment) every this many items: its cost per
-# chunk stays flat, and an interrupted one keeps what it committed.
-COMMIT_EVERY = 50_000
 
 
 class Index(WriteProtocol):
@@ -305,63 +299,18 @@ class Index(WriteProtocol):
             else:
                 records = ingest.wholes(records, self.store, stale, synced=sync is not None)
             if ray is None:
-                self._ingest(records, stale, report, batch_size, on_progress, sync)
+                ingest.write(self, records, stale, report, batch_size, on_progress, sync)
             else:
                 from searchkit.service.remote import ray_ingest
 
                 remote = ray_ingest(self, ray, on_progress)
                 try:
-                    self._ingest(records, stale, report, batch_size, remote.staged, sync, remote)
+                    ingest.write(self, records, stale, report, batch_size, remote.staged, sync, remote)
                 finally:
                     remote.close()
         self._maintain()
         report.seconds = time.perf_counter() - started
         return report
-
-    def _ingest(
-        self,
-        records: Iterator[Record],
-        stale: list[str],
-        report: WriteReport,
-        batch_size: int,
-        on_progress: Callable[[int], None] | None,
-        sync: SourceSync | None = None,
-        remote: RayIngest | None = None,
-    ) -> None:
-        """Under the write lock: stage `records` chunk by chunk (a window of texts at a time
-        for a cluster) and commit them, every COMMIT_EVERY items and at the end, with the
-        deletion of the `stale` keys and of what `sync` says the files read no longer hold."""
-        from searchkit.service import ingest
-
-        run = ingest.new_run()
-        if sync is not None:
-            self.store.forget_seen()
-        model: Callable[[], Any] = (lambda: remote.model) if remote else (lambda: self.embedder)
-        chunk = COMMIT_EVERY if remote else max(256, batch_size * 8)
-        staged, committed, dimension = 0, 0, self.manifest.model.dimension
-        try:
-            while batch := list(islice(records, chunk)):
-                ingest.stage(self.store, model, dimension, run, batch, batch_size, report)
-                if sync is not None:
-                    self.store.note_seen([r.key for r in batch if r.origin is not None])
-                staged += len(batch)
-                if on_progress is not None:
-                    on_progress(len(batch))
-                if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
-                    self._commit_run(run, [], report)
-                    self._seal()
-                    run, staged, committed = ingest.new_run(), 0, committed + staged
-        except (InputError, UsageError) as bad:  # a bad record (a file's; a dict's)
-            if not committed:
-                raise  # nothing committed: the index is as it was
-            raise type(bad)(
-                f"{bad}; the {committed:,} items before it were committed (a bulk ingest commits every "
-                f"{COMMIT_EVERY:,}): fix the input and run it again, they are not embedded again"
-            ) from None
-        if sync is not None:
-            stale += self.store.stale_keys(sync.files, sync.folders, sync.kept)
-        if self.store.pending_count(run) or stale:
-            self._commit_run(run, stale, report)
 
     def delete(self, ids: Sequence[str], lock_timeout: float = 60.0) -> WriteReport:
         """Delete items by their ids; a document indexed with ``split`` goes with all its

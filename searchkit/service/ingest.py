@@ -13,24 +13,41 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from searchkit import faults
 from searchkit.errors import InputError, UsageError
-from searchkit.readers import EMBEDDING_FIELD, numbers
+from searchkit.readers.fields import EMBEDDING_FIELD, numbers
 from searchkit.split import split
 from searchkit.store import PendingRow, RowState, Store, dump_metadata
 from searchkit.types import Record, WriteReport
 
 if TYPE_CHECKING:
     from searchkit.embedder import Embedder
+    from searchkit.readers import SourceSync
+    from searchkit.service.index import Index
+    from searchkit.service.remote import RayIngest
 
-__all__ = ["SPLIT_FIELDS", "as_record", "content_hash", "new_run", "pieces", "stage", "wholes"]
+__all__ = [
+    "COMMIT_EVERY",
+    "SPLIT_FIELDS",
+    "as_record",
+    "content_hash",
+    "new_run",
+    "pieces",
+    "stage",
+    "wholes",
+    "write",
+]
 
 # The metadata that --split gives each piece: its parent's id, its place, its offsets.
 SPLIT_FIELDS = ("parent", "position", "start", "end")
+# A bulk ingest commits (and seals into a segment) every this many items: its cost per
+# chunk stays flat, and an interrupted one keeps what it committed.
+COMMIT_EVERY = 50_000
 
 
 def content_hash(text: str) -> str:
@@ -45,6 +62,51 @@ def given_hash(text: str, vector: bytes) -> str:
 
 def new_run() -> str:
     return uuid.uuid4().hex
+
+
+def write(
+    index: Index,
+    records: Iterator[Record],
+    stale: list[str],
+    report: WriteReport,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None,
+    sync: SourceSync | None = None,
+    remote: RayIngest | None = None,
+) -> None:
+    """Under `index`'s write lock: stage `records` chunk by chunk (a window of texts at a
+    time for a cluster) and commit them, every COMMIT_EVERY items and at the end, with the
+    deletion of the `stale` keys and of what `sync` says the files read no longer hold."""
+    store = index.store
+    run = new_run()
+    if sync is not None:
+        store.forget_seen()
+    model: Callable[[], Any] = (lambda: remote.model) if remote else (lambda: index.embedder)
+    chunk = COMMIT_EVERY if remote else max(256, batch_size * 8)
+    staged, committed, dimension = 0, 0, index.manifest.model.dimension
+    try:
+        while batch := list(islice(records, chunk)):
+            stage(store, model, dimension, run, batch, batch_size, report)
+            if sync is not None:
+                store.note_seen([r.key for r in batch if r.origin is not None])
+            staged += len(batch)
+            if on_progress is not None:
+                on_progress(len(batch))
+            if staged >= COMMIT_EVERY:  # a bulk ingest, in bounded steps
+                index._commit_run(run, [], report)
+                index._seal()
+                run, staged, committed = new_run(), 0, committed + staged
+    except (InputError, UsageError) as bad:  # a bad record (a file's; a dict's)
+        if not committed:
+            raise  # nothing committed: the index is as it was
+        raise type(bad)(
+            f"{bad}; the {committed:,} items before it were committed (a bulk ingest commits every "
+            f"{COMMIT_EVERY:,}): fix the input and run it again, they are not embedded again"
+        ) from None
+    if sync is not None:
+        stale += store.stale_keys(sync.files, sync.folders, sync.kept)
+    if store.pending_count(run) or stale:
+        index._commit_run(run, stale, report)
 
 
 def stage(
