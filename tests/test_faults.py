@@ -135,7 +135,9 @@ def test_a_delete_killed_at_each_fault_point(point: str, setup: Any, crash_harne
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["after-stage", "in-commit", "after-commit", "in-manifest", "after-manifest"])
+@pytest.mark.parametrize(
+    "point", ["after-stage", "in-commit", "after-commit", "in-manifest", "after-manifest"]
+)
 def test_a_folder_sync_killed_at_each_fault_point(
     point: str, tmp_path: Path, crash_harness: Any, tiny_model_dir: Path
 ) -> None:
