@@ -47,7 +47,7 @@ class ReadReport:
     def lines(self) -> list[str]:
         """The report for people: a line for files, one per skip reason, one per bad record."""
         out = []
-        if self.files_used or self.files_skipped:
+        if self.files_used > 1 or self.files_skipped:  # one file named, and read: nothing to say
             formats = ", ".join(f"{n:,} {fmt}" for fmt, n in sorted(self.used.items(), key=lambda x: -x[1]))
             line = f"files: {self.files_used:,} used" + (f" ({formats})" if formats else "")
             if self.files_skipped:
