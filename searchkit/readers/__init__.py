@@ -109,6 +109,7 @@ class Reading:
         self._sources: list[Source] | None = None
         self._bad: set[str] = set()
         self._formats: dict[str, str] = {}  # each source's format, as read
+        self._encodings: dict[str, str | None] = {}  # each file's, under --encoding
 
     def check(self, split: str = "none") -> None:
         """Read every file once, before anything is embedded: the first bad record raises
@@ -183,8 +184,10 @@ class Reading:
                     yield _keyed(place, record, n)
             return
         encoding = self.options.encoding
-        if source.path is not None:
-            encoding = file_encoding(source.path, encoding)
+        if source.path is not None:  # once per file: finding out reads it whole
+            if source.name not in self._encodings:
+                self._encodings[source.name] = file_encoding(source.path, encoding)
+            encoding = self._encodings[source.name]
         with _opened(source) as stream:
             lines = text_lines(source.name, stream, encoding)
             fmt, lines, delimiter = self._formatted(source, lines)
