@@ -283,9 +283,12 @@ def _cached(source: ModelSource, backend: str, device: str = "cpu", threads: int
         if backend == "torch":
             engine: Any = _TorchEngine(_load_sentence_transformer(source, device, threads))
         else:
+            from searchkit import onnx_export
             from searchkit.onnx_backend import OnnxEncoder
 
-            engine = OnnxEncoder(source.path, _weights_sha256(source.path), backend == "onnx-int8", threads)
+            quantized = backend == "onnx-int8"
+            with onnx_export.known_as(source.name):  # a first use exports it, saying so by this name
+                engine = OnnxEncoder(source.path, _weights_sha256(source.path), quantized, threads)
         _loaded[key] = Embedder(source, engine, backend, device=device)
     return _loaded[key]
 

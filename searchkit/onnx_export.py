@@ -4,24 +4,31 @@ Files live in the cache folder (``$SEARCHKIT_CACHE``, default ``~/.cache/searchk
 by the weights' sha256 and a format number, and are written through a temporary file so
 that no reader sees half of one. Torch and transformers are imported here only, and only
 when a file has to be made.
+
+The export takes some seconds, once per model, so it says so on stderr before it starts:
+the one line this library prints, as it cannot wait for a caller to print a note
+(``Embedder.note``) after loading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from searchkit.errors import ModelError, StorageError
 from searchkit.onnx_model import ModelLayout, unsupported
 
-__all__ = ["BACKEND_FP32", "BACKEND_INT8", "OUTPUT", "cache_dir", "ensure_exported", "onnx_path"]
+__all__ = ["BACKEND_FP32", "BACKEND_INT8", "OUTPUT", "cache_dir", "ensure_exported", "known_as", "onnx_path"]
 
 BACKEND_FP32 = "onnx"
 BACKEND_INT8 = "onnx-int8"
@@ -30,6 +37,19 @@ BACKEND_INT8 = "onnx-int8"
 _FORMAT = 2
 _OPSET = 17
 OUTPUT = "token_embeddings"
+# The name the model being loaded goes by (embedder.py knows it; a folder's name may not be
+# it: the bundled model's folder is "model").
+_model_name: ContextVar[str | None] = ContextVar("searchkit_model_name", default=None)
+
+
+@contextlib.contextmanager
+def known_as(name: str) -> Iterator[None]:
+    """Within it, an export names the model `name` (on stderr and in errors)."""
+    token = _model_name.set(name)
+    try:
+        yield
+    finally:
+        _model_name.reset(token)
 
 
 def cache_dir() -> Path:
@@ -60,12 +80,22 @@ def ensure_exported(layout: ModelLayout, weights_sha256: str, quantized: bool) -
         return target
     export = _cached(weights_sha256, "export")
     if not export.exists():
+        print(
+            f"searchkit: first use of {_name(layout)} with ONNX Runtime: exporting it once "
+            "(about 10 s); later runs load the export",
+            file=sys.stderr,
+            flush=True,
+        )
         _write_atomically(export, lambda tmp: _export(layout, tmp))
     if quantized:
         _write_atomically(target, lambda tmp: _quantize(export, tmp))
     else:
         _write_atomically(target, lambda tmp: _fuse_or_copy(layout, export, tmp))
     return target
+
+
+def _name(layout: ModelLayout) -> str:
+    return _model_name.get() or layout.name
 
 
 def _fuse_or_copy(layout: ModelLayout, export: Path, out: Path) -> None:
@@ -139,13 +169,19 @@ def _load_for_export(layout: ModelLayout) -> Any:
     except ImportError as exc:
         raise ModelError(f"exporting a model to ONNX needs torch and transformers: {exc}") from exc
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    # Its "Loading weights" bar would explain nothing: the line ensure_exported printed does.
+    bars = transformers.logging.is_progress_bar_enabled()
+    transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         # Eager attention exports to plain MatMul/Softmax ops that every ONNX Runtime build runs.
         model = transformers.AutoModel.from_pretrained(
             str(layout.transformer_dir), attn_implementation="eager"
         )
     except Exception as exc:
-        raise ModelError(f"cannot load model {layout.name!r} to export it: {exc}") from exc
+        raise ModelError(f"cannot load model {_name(layout)!r} to export it: {exc}") from exc
+    finally:
+        if bars:
+            transformers.logging.enable_progress_bar()  # type: ignore[no-untyped-call]
     return model.eval()
 
 
