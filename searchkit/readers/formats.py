@@ -64,10 +64,11 @@ class Place:
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         return f"{self.base}:{digest[:12]}"
 
-    def record(self, text: str, line: int | None, metadata: dict[str, Any] | None = None) -> Record:
+    def record(self, text: str, line: int | None) -> Record:
+        """A text's record: of the whole source (`line` None), or of a part starting at `line`."""
         key = self.base if line is None else self.key(text)
         source = self.base if line is None else f"{self.base}:{line}"
-        return Record(text, key, metadata or {}, source, origin=self.origin)
+        return Record(text, key, {}, source, origin=self.origin)
 
 
 def read_lines(place: Place, lines: Lines, fmt: str, options: Options) -> Iterator[Record]:
