@@ -64,9 +64,10 @@ def row(p: Path | str, text: str, number: int, metadata: dict[str, Any], id: str
 
 
 def whole(p: Path | str, text: str) -> Record:
-    """A whole file's record: its id and source are the file."""
+    """A whole file's record: its id and source are the file; a piped document's id is
+    ``stdin:HASH``, as every piped text's (two pipes never share one)."""
     where, origin = base(p)
-    return Record(text, where, {}, where, origin=origin)
+    return Record(text, where if origin else key(p, text), {}, where, origin=origin)
 
 
 # --- txt -------------------------------------------------------------------------

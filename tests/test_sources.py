@@ -104,6 +104,13 @@ def test_two_pipes_never_collide(tmp_path: Path, model: Any) -> None:
     assert (report["unchanged"], report["items"]) == (1, 2)
 
 
+def test_piped_documents_never_collide(tmp_path: Path, model: Any) -> None:
+    ok("index", tmp_path / "idx", "-", "--split", "sentences", input="First document. It has two sentences.\n")
+    ok("index", tmp_path / "idx", "-", "--split", "sentences", input="A second document.\n")
+    texts = sorted(items(tmp_path / "idx").values())
+    assert texts == ["A second document.", "First document.", "It has two sentences."]
+
+
 def test_piped_jsonl_without_ids_never_collides(tmp_path: Path, model: Any) -> None:
     ok("index", tmp_path / "idx", "-", input='{"text": "one"}\n')
     ok("index", tmp_path / "idx", "-", input='{"text": "two"}\n')

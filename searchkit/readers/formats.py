@@ -65,8 +65,10 @@ class Place:
         return f"{self.base}:{digest[:12]}"
 
     def record(self, text: str, line: int | None) -> Record:
-        """A text's record: of the whole source (`line` None), or of a part starting at `line`."""
-        key = self.base if line is None else self.key(text)
+        """A text's record: of the whole source (`line` None), or of a part starting at `line`.
+        A whole file is keyed by its path; a piped document, as every piped text, by its
+        content (two pipes never share an id)."""
+        key = self.base if line is None and self.origin is not None else self.key(text)
         source = self.base if line is None else f"{self.base}:{line}"
         return Record(text, key, {}, source, origin=self.origin)
 
