@@ -24,13 +24,19 @@ fi
 
 quiet_pip() {
     # pip warns about every absent local mirror folder; keep real errors visible.
+    # The status returned is pip's, whatever the filter leaves.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
-        | grep -v -e "is ignored: it is neither a file nor a directory" || true
+        | { grep -v -e "is ignored: it is neither a file nor a directory" || true; } >&2
     return "${PIPESTATUS[0]}"
 }
 
-echo "peers setup: installing the CPU build of torch first (any other torch pulls a multi-GB CUDA build)" >&2
-quiet_pip "torch==2.13.0"
+# As scripts/setup.sh: PyTorch's CPU index first (PyPI's Linux torch is the CUDA build),
+# the plain pin where that index cannot be reached (here: a CPU wheel in pip's find-links).
+echo "peers setup: installing torch==2.13.0, CPU build, from PyTorch's CPU index or pip's find-links" >&2
+if ! quiet_pip --index-url https://download.pytorch.org/whl/cpu --timeout 5 --retries 0 "torch==2.13.0"; then
+    echo "peers setup: PyTorch's CPU index unreachable: installing plain torch==2.13.0" >&2
+    quiet_pip "torch==2.13.0"
+fi
 echo "peers setup: installing chromadb, lancedb, qdrant-client, txtai (torch held at 2.13.0)" >&2
 quiet_pip -c "$here/constraints.txt" -r "$here/requirements.txt"
 echo "peers setup: installing searchkit (this checkout, editable; no extras)" >&2
