@@ -11,6 +11,7 @@ import copy
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,11 @@ class Embedder:
         self.device = device
         self.engine = engine
         self.note = note
-        self._lock = threading.Lock()
+        # Calls run one at a time unless the engine says it is safe to run them at once
+        # (ONNX Runtime: serve's concurrent queries then use both cores, not one after another).
+        self._lock: AbstractContextManager[Any] = (
+            nullcontext() if getattr(engine, "thread_safe", False) else threading.Lock()
+        )
         files = pipeline(source.path)
         self.fingerprint = Fingerprint(
             name=source.name,
@@ -166,7 +171,7 @@ class Embedder:
         """Embed `texts` in order; returns a (len(texts), dimension) float32 array."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:  # neither engine is safe to call from several threads at once
+        with self._lock:
             vectors = self.engine.encode(list(texts), batch_size=batch_size)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -44,7 +44,14 @@ class OnnxEncoder:
     ``quantized=True`` runs the int8 model instead: faster, and close to fp32 but not equal.
     The ONNX file is exported on first use and cached by `weights_sha256`, which the
     caller must have computed from the folder's weights.
+
+    Safe to call from several threads at once: an ONNX Runtime session runs concurrent
+    ``run`` calls, a tokenizer encodes concurrently as long as its settings do not change
+    (they never do after loading: the untruncated count has a tokenizer of its own), and the
+    rest is NumPy on each call's own arrays.
     """
+
+    thread_safe = True
 
     def __init__(
         self, model_dir: Path, weights_sha256: str, quantized: bool, threads: int | None = None

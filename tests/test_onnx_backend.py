@@ -282,3 +282,31 @@ def test_unsupported_configurations_are_refused(
         OnnxEncoder(folder, "d" * 64, quantized=False)
     assert message in str(caught.value)
     assert "--backend torch" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_default_engine_is_called_from_several_threads_at_once(model: embedding.Embedder) -> None:
+    """serve's concurrent queries run ONNX Runtime side by side (no lock around it); each
+    gets exactly the vectors it would get alone, long texts and their counts too."""
+    import threading
+
+    assert model.backend == "onnx"
+    texts = [f"query number {n} about {'a long topic ' * (n % 7 * 40)}".strip() for n in range(64)]
+    alone = model.encode(texts)
+    flags = model.truncated_flags(texts)
+    results: dict[int, Any] = {}
+    start = threading.Barrier(8)
+
+    def worker(w: int) -> None:
+        start.wait()
+        mine = texts[w::8]
+        results[w] = (model.encode(mine, batch_size=3), model.truncated_flags(mine))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w, (vectors, truncated) in results.items():
+        np.testing.assert_allclose(vectors, alone[w::8], atol=1e-5)
+        assert truncated == flags[w::8]
+    assert any(flags) and not all(flags)
