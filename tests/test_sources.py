@@ -105,7 +105,14 @@ def test_two_pipes_never_collide(tmp_path: Path, model: Any) -> None:
 
 
 def test_piped_documents_never_collide(tmp_path: Path, model: Any) -> None:
-    ok("index", tmp_path / "idx", "-", "--split", "sentences", input="First document. It has two sentences.\n")
+    ok(
+        "index",
+        tmp_path / "idx",
+        "-",
+        "--split",
+        "sentences",
+        input="First document. It has two sentences.\n",
+    )
     ok("index", tmp_path / "idx", "-", "--split", "sentences", input="A second document.\n")
     texts = sorted(items(tmp_path / "idx").values())
     assert texts == ["A second document.", "First document.", "It has two sentences."]
