@@ -64,7 +64,8 @@ def index_cmd(
     encoding: Annotated[
         str | None,
         typer.Option(
-            "--encoding", help="Of files without a byte-order mark: cp1252, euc-kr, cp949... (UTF-8)."
+            "--encoding",
+            help="Of the files that are not UTF-8 (nor marked by a BOM): cp1252, latin-1, euc-kr...",
         ),
     ] = None,
     delimiter: Annotated[
@@ -107,12 +108,16 @@ def index_cmd(
 ) -> None:
     """Create INDEX or add to it (upsert by id); unchanged items are not embedded again.
 
+    Re-indexing files and folders makes INDEX hold what they hold now: items a file no longer
+    holds, and those of files gone from a folder, are removed (--no-sync keeps them).
+
     A JSONL item may carry its own vector, "embedding": [floats]: it is stored and indexed as
     given instead of embedding the text. It must come from the index's model, which still
     embeds the queries."""
     from searchkit.progress import Progress
     from searchkit.readers import read_inputs
     from searchkit.service import build
+    from searchkit.split import check_mode
 
     if index_field:
         from searchkit.store.fields import check_field
@@ -131,7 +136,7 @@ def index_cmd(
         exclude=exclude or (),
         skip_bad=skip_bad,
     )
-    _check_split(split)
+    check_mode(split)  # before the input is read
     reading.check(split)  # every file read once: a bad record stops here, before any embedding
     progress = Progress(reading.total)
     try:
@@ -197,14 +202,6 @@ def index_cmd(
         typer.echo(f"  {note}")
     if fields:
         typer.echo(f"  field index made for {', '.join(fields)}")
-
-
-def _check_split(split: str) -> None:
-    from searchkit.errors import UsageError
-    from searchkit.split import MODES
-
-    if split not in MODES:  # before the input is read
-        raise UsageError(f"unknown split mode {split!r}: choose one of {', '.join(MODES)}")
 
 
 def index_field_cmd(
