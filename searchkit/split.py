@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["MODES", "Span", "split"]
+__all__ = ["MODES", "Span", "check_mode", "split"]
 
 MODES = ("none", "sentences", "paragraphs")
 
@@ -65,6 +65,14 @@ class _Line(NamedTuple):
     start: int
     end: int
     kind: str  # "blank", "decoration", "heading" (start and end are its title's) or "text"
+
+
+def check_mode(mode: str) -> None:
+    """A UsageError for a split mode that is not one of MODES (before any input is read)."""
+    from searchkit.errors import UsageError
+
+    if mode not in MODES:
+        raise UsageError(f"unknown split mode {mode!r}: choose one of {', '.join(MODES)}")
 
 
 def split(text: str, mode: str = "sentences") -> list[Span]:

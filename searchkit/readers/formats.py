@@ -28,7 +28,7 @@ from searchkit.readers.fields import json_type, record_of, text_fields
 from searchkit.readers.report import NotItems, Problems, ReadReport
 from searchkit.types import Record
 
-__all__ = ["UNITS", "Options", "detect", "read_lines"]
+__all__ = ["UNITS", "Options", "Place", "detect", "read_lines"]
 
 UNITS = ("line", "paragraph", "file")
 Lines = Iterator[tuple[int, str]]

@@ -283,12 +283,11 @@ class Index(WriteProtocol):
         folders read hold now: the items they no longer hold are deleted with the write.
         """
         from searchkit.service import ingest
-        from searchkit.split import MODES
+        from searchkit.split import check_mode
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise UsageError(f"batch size must be a positive integer, not {batch_size!r}")
-        if split not in MODES:
-            raise UsageError(f"unknown split mode {split!r}: choose one of {', '.join(MODES)}")
+        check_mode(split)
         started = time.perf_counter()
         report = WriteReport()
         with self._locked(lock_timeout, on_lock_wait):
