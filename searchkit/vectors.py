@@ -39,13 +39,13 @@ if TYPE_CHECKING:
     from searchkit.stored_vectors import StoredVectors
 
 # The layouts (layout.py) are planned there and used here; importing them from here still works.
-__all__ = ["AUTO_ANN_THRESHOLD", "INDEX_TYPES", "Layout", "VectorIndex", "one_thread", "plan"]
+__all__ = ["AUTO_ANN_THRESHOLD", "FEW_QUERIES", "INDEX_TYPES", "Layout", "VectorIndex", "one_thread", "plan"]
 
 IdArray = npt.NDArray[np.int64]
 # The id-map entry of a removed vector that is still in the FAISS structure.
 _DEAD = -1
 # Searches of at most this many queries run FAISS on their own thread alone (one_thread).
-_FEW_QUERIES = 16
+FEW_QUERIES = 16
 # Rebuild without the dead entries once they are this share of the structure: at most a
 # third more memory and file, and each rebuild (O(n log n) for HNSW) pays for n/4 deletes.
 _COMPACT_FRACTION = 0.25
@@ -235,17 +235,25 @@ class VectorIndex:
         self._apply_search_params()
 
     def search(
-        self, queries: Matrix, k: int, allowed: IdArray | None = None, skip: Any = None
+        self,
+        queries: Matrix,
+        k: int,
+        allowed: IdArray | None = None,
+        skip: Any = None,
+        beam: int | None = None,
     ) -> tuple[npt.NDArray[np.float32], IdArray]:
         """Raw FAISS (distances, ids) for each query; ids are -1 where fewer than k exist.
 
         `allowed` restricts the search to those ids (a FAISS ID selector): on a flat
         index the result is then the exact best among them. `skip`, a FAISS ID selector,
         leaves out the ids it selects (a segment's dead versions: segments/view.py).
+        `beam` replaces an HNSW graph's efSearch for this search (never below `k`).
         """
         k = max(1, min(k, self.ntotal))
         data = np.ascontiguousarray(queries, dtype=np.float32)
-        if allowed is None and skip is None and not self.dead:
+        if beam is not None and not self.is_graph:
+            beam = None
+        if allowed is None and skip is None and not self.dead and beam is None:
             return self.index.search(data, k)  # type: ignore[no-any-return]
         faiss = _faiss()
         keep: list[Any] = []  # what the selectors point into, alive through the search
@@ -261,10 +269,21 @@ class VectorIndex:
             unskipped = faiss.IDSelectorNot(skip)
             keep.append(unskipped)
             selector = unskipped if selector is None else faiss.IDSelectorAnd(selector, unskipped)
-        distances, ids = self.index.search(data, k, params=self._params(selector))
+        distances, ids = self.index.search(data, k, params=self._params(selector, beam and max(beam, k)))
         return distances, ids
 
-    def _params(self, selector: Any) -> Any:
+    @property
+    def is_graph(self) -> bool:
+        """Whether this is an HNSW graph (whose search effort is its beam, efSearch)."""
+        return hasattr(_faiss().downcast_index(self.index.index), "hnsw")
+
+    @property
+    def beam(self) -> int | None:
+        """The graph's own efSearch; None if it is not a graph."""
+        inner = _faiss().downcast_index(self.index.index)
+        return int(inner.hnsw.efSearch) if hasattr(inner, "hnsw") else None
+
+    def _params(self, selector: Any, beam: int | None = None) -> Any:
         """Search parameters with `selector`, of the type the inner index wants: IVF refuses
         others, and its own default nprobe (1) would replace the index's."""
         faiss = _faiss()
@@ -272,7 +291,7 @@ class VectorIndex:
         if isinstance(inner, faiss.IndexIVF):
             return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
         if hasattr(inner, "hnsw"):
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=beam or inner.hnsw.efSearch)
         return faiss.SearchParameters(sel=selector)
 
     def save(self, path: Path) -> None:
@@ -302,7 +321,7 @@ def one_thread(queries: int) -> Iterator[None]:
     cores (an HNSW and a flat segment, one query: 10 ms; on one thread: 0.33). FAISS
     parallelises over queries, so few gain nothing from more threads; concurrent searches
     (the service's) still use every core, one each. OpenMP's thread count is per thread."""
-    if queries > _FEW_QUERIES:
+    if queries > FEW_QUERIES:
         yield
         return
     faiss = _faiss()
