@@ -51,12 +51,12 @@ def bench() -> Any:
 # --- building an index to serve ------------------------------------------------------------
 
 
-def build(path: Path, items: int, base_sentences: int) -> None:
+def build(path: Path, items: int, base_sentences: int, backend: str | None = None) -> None:
     from searchkit import embedder as embedding
     from searchkit.service import Index
 
     b = bench()
-    real = embedding.load()
+    real = embedding.load(backend=backend)
     started = time.perf_counter()
     if items <= base_sentences:
         texts = b.stsb_sentences()[:items]
@@ -64,6 +64,8 @@ def build(path: Path, items: int, base_sentences: int) -> None:
             index.add({"id": str(i), "text": t} for i, t in enumerate(texts))
     else:
         base_texts, base = b.real_embeddings(base_sentences)
+        if backend is not None:  # the copies are made from this engine's own vectors
+            base = b._unit(real.encode(list(base_texts)))
         vectors, centres = b.noisy_copies(base, items, b.SEED + items)
         texts = [f"{base_texts[c]} #{i}" for i, c in enumerate(centres)]
         replay = b.ReplayEmbedder(real.fingerprint, texts, vectors)
@@ -357,6 +359,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     b.add_argument("path", type=Path)
     b.add_argument("--items", type=int, default=2000)
     b.add_argument("--base-sentences", type=int, default=2000, help="real sentences the copies are made from")
+    b.add_argument("--backend", help="the embedding engine (default: searchkit's default), e.g. onnx-int8")
     r = commands.add_parser("run", help="load a running server")
     r.add_argument("server", help="e.g. http://127.0.0.1:8000 (loopback only)")
     r.add_argument("index", help="the served index's name (its folder name)")
@@ -376,7 +379,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "build":
-        build(args.path, args.items, args.base_sentences)
+        build(args.path, args.items, args.base_sentences, args.backend)
         return 0
     result = run(args)
     if args.json:
