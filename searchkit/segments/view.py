@@ -35,9 +35,11 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -203,28 +205,14 @@ class SegmentView:
     def search(self, queries: Matrix, k: int, allowed: IdArray | None = None) -> tuple[Scores, IdArray]:
         """The best `k` candidates per (prepared) query over every part and the tail, as
         (higher-is-better scores, ids); ids are -1 where fewer exist."""
-        searched = self._searched()
-        pool = _helpers() if len(searched) > 1 and len(queries) <= FEW_QUERIES else None
+        jobs: list[Callable[[], tuple[Scores, IdArray]]] = [
+            partial(_scored, part, queries, k, allowed, beam, self.metric) for part, beam in self._searched()
+        ]
+        if len(self.tail.ids):
+            jobs.append(partial(self.tail.search, queries, k, self.metric, allowed))
+        pool = _helpers() if len(jobs) > 1 and len(queries) <= FEW_QUERIES else None
         with one_thread(len(queries)):
-            handed: list[Future[tuple[Scores, IdArray]] | None] = [None] * len(searched)
-            if pool is not None:  # the largest part on this thread, the others beside it
-                for n, (part, beam) in enumerate(searched[1:], start=1):
-                    handed[n] = pool.submit(part.search, queries, k, allowed, beam)
-            raw: list[tuple[Scores, IdArray] | None] = [None] * len(searched)
-            if searched:
-                raw[0] = searched[0][0].search(queries, k, allowed, searched[0][1])
-            tail = self.tail.search(queries, k, self.metric, allowed) if len(self.tail.ids) else None
-            for n in reversed(range(1, len(searched))):  # the last queued first: helpers take the first
-                future = handed[n]
-                if future is None or future.cancel():  # no helper has started it: search it here
-                    part, beam = searched[n]
-                    raw[n] = part.search(queries, k, allowed, beam)
-            found = [
-                (_higher_is_better(distances, self.metric), ids)
-                for distances, ids in map(_result, raw, handed)
-            ]
-            if tail is not None:
-                found.append(tail)
+            found = _side_by_side(jobs, pool)
         if not found:
             return np.zeros((len(queries), 0), dtype=np.float32), np.full(
                 (len(queries), 0), -1, dtype=np.int64
@@ -305,13 +293,29 @@ def _one_omp_thread() -> None:
     _faiss().omp_set_num_threads(1)  # per thread: a helper's FAISS calls stay on it
 
 
-def _result(
-    done: tuple[Scores, IdArray] | None, handed: Future[tuple[Scores, IdArray]] | None
+def _scored(
+    part: Part, queries: Matrix, k: int, allowed: IdArray | None, beam: int | None, metric: Metric
 ) -> tuple[Scores, IdArray]:
-    if done is not None:
-        return done
-    assert handed is not None
-    return handed.result()
+    distances, ids = part.search(queries, k, allowed, beam)
+    return _higher_is_better(distances, metric), ids
+
+
+Result = TypeVar("Result")
+
+
+def _side_by_side(jobs: Sequence[Callable[[], Result]], pool: ThreadPoolExecutor | None) -> list[Result]:
+    """Every job's result, in order: the first run on this thread, the others on `pool`'s
+    threads beside it; each that no helper has started by the time this thread is free is
+    run here instead (the last queued first: the helpers take the first)."""
+    handed: list[Future[Result] | None] = [None] * len(jobs)
+    if pool is not None:
+        handed[1:] = [pool.submit(job) for job in jobs[1:]]
+    done: dict[int, Result] = {}
+    for n in [0, *reversed(range(1, len(jobs)))] if jobs else []:
+        future = handed[n]
+        if future is None or future.cancel():
+            done[n] = jobs[n]()
+    return [done[n] if n in done else handed[n].result() for n in range(len(jobs))]  # type: ignore[union-attr]
 
 
 def _higher_is_better(distances: Scores, metric: Metric) -> Scores:
