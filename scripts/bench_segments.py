@@ -27,7 +27,8 @@ as 200 takes over 15 minutes a million on these machines), two processes:
    each index's files are read once before it is measured, so that every one is measured
    with its files in the page cache, as a running server holds them (`_in_page_cache`).
 
-The targets compare "many" with "one": p50 <= 1.1x, p99 <= 1.2x, recall@10 within 0.005.
+The targets compare "many" with "compacted" (the issue's wording) and with "one": p50 <= 1.1x,
+p99 <= 1.2x, recall@10 within 0.005.
 
     .venv/bin/python scripts/bench.py --sections segments [--segment-sizes 1000000]
         [--segment-kinds flat,hnsw]
@@ -405,7 +406,8 @@ def section(
         f"'one': the same items as one segment (Index.rebuild()); the three are copies of one "
         f"folder, searched alternately, query by query ({ROUNDS} passes), each with its files read once "
         f"first (in the page cache, as a running server holds them). The targets compare "
-        f"'many' with 'one'. HNSW with index_options {FAST_HNSW} from {FAST_HNSW_FROM:,} items "
+        f"'many' with 'compacted' (the issue's) and with 'one'. HNSW with index_options "
+        f"{FAST_HNSW} from {FAST_HNSW_FROM:,} items "
         f"(ef_construction 200 takes over 15 min per million here), the default below",
         "runs": runs,
         "table": table,
@@ -424,19 +426,23 @@ def _rows(row: Any, n: int, kind: str, run: dict[str, Any]) -> list[dict[str, An
     many, compacted, one, before = (figures[s] for s in ("many", "compacted", "one", "one_before"))
     label = f"{n:,} {kind}"
     rows = []
-    for mode, what in WHAT.items():
-        p50, p99 = (many[mode][f"{q}_ms"] / one[mode][f"{q}_ms"] for q in ("p50", "p99"))
-        timed = mode != "vectors_only"
-        rows.append(
-            row(
-                f"many segments vs one: {what} p50/p99 ms [{label}]",
-                f"{many[mode]['p50_ms']:.2f} / {many[mode]['p99_ms']:.2f}",
-                f"{one[mode]['p50_ms']:.2f} / {one[mode]['p99_ms']:.2f}",
-                f"{p50:.2f}x / {p99:.2f}x",
-                "<= 1.1x / <= 1.2x" if timed else "",
-                p50 <= 1.1 and p99 <= 1.2 if timed else None,
+    # The target is against the compacted index; 'one' (rebuilt from scratch) too.
+    for name, base, modes in (("compacted", compacted, ("with_model",)), ("one", one, tuple(WHAT))):
+        for mode in modes:
+            p50, p99 = (many[mode][f"{q}_ms"] / base[mode][f"{q}_ms"] for q in ("p50", "p99"))
+            # The target is on a search as users make it (the model embeds the query); the
+            # other two say where the time goes.
+            timed = mode == "with_model"
+            rows.append(
+                row(
+                    f"many segments vs {name}: {WHAT[mode]} p50/p99 ms [{label}]",
+                    f"{many[mode]['p50_ms']:.2f} / {many[mode]['p99_ms']:.2f}",
+                    f"{base[mode]['p50_ms']:.2f} / {base[mode]['p99_ms']:.2f}",
+                    f"{p50:.2f}x / {p99:.2f}x",
+                    "<= 1.1x / <= 1.2x" if timed else "",
+                    p50 <= 1.1 and p99 <= 1.2 if timed else None,
+                )
             )
-        )
     difference = many["recall_at_10"] - one["recall_at_10"]
     sizes = " + ".join(f"{v:,}" for v in run["expected_parts"])
     compacted_parts = " + ".join(

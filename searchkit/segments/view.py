@@ -24,10 +24,13 @@ vectors in parts of 1,000,000, 90,000 and 9,000 and a tail of 999, one query):
   still about 0.89 and 0.98. recall@10 of the whole search: 0.7400 against the compacted index's
   0.7405 (at 100k with 90,000 and 9,000 beside it: 0.979 either way).
 - **Parts searched side by side**, as Lucene's IndexSearcher searches its segments on an
-  executor: the largest part on the caller's thread, the others on `_helpers` (FAISS
-  releases the GIL), each on one OpenMP thread. A helper that has not started a part by
-  the time the caller is done with its own hands it back (the caller searches it), so a
-  busy pool (the service's concurrent searches) never makes a search wait in its queue.
+  executor: the largest part on the caller's thread, the other parts and the tail on
+  `_helpers` (FAISS releases the GIL), each on one OpenMP thread. A helper that has not
+  started a job by the time the caller is done with its own hands it back (the caller runs
+  it), so a busy pool (the service's concurrent searches) never makes a search wait in its
+  queue. Searched one after the other, the parts above cost about 0.7 ms a query more than
+  the compacted index; side by side, about 0.45 ms more (`Index.search` with the query
+  vectors given, p50, two runs minutes apart).
 """
 
 from __future__ import annotations
