@@ -269,7 +269,8 @@ class VectorIndex:
             unskipped = faiss.IDSelectorNot(skip)
             keep.append(unskipped)
             selector = unskipped if selector is None else faiss.IDSelectorAnd(selector, unskipped)
-        distances, ids = self.index.search(data, k, params=self._params(selector, beam and max(beam, k)))
+        params = self._params(selector, max(beam, k) if beam else None)
+        distances, ids = self.index.search(data, k, params=params)
         return distances, ids
 
     @property

@@ -7,6 +7,7 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,29 @@ def test_searches_from_many_threads_with_helpers_match_the_search_alone(tmp_path
     for thread in threads:
         thread.join(timeout=60)
     assert all(np.array_equal(results[n], expected[n]) for n in range(len(queries)))
+
+
+def test_side_by_side_runs_each_job_once_and_an_error_leaves_the_queued_ones_unrun() -> None:
+    helper = ThreadPoolExecutor(1)
+    release = threading.Event()
+    busy = helper.submit(release.wait, 30)  # the helper is held: the caller takes back every job
+    ran: list[int] = []
+
+    def job(n: int) -> int:
+        ran.append(n)
+        return n * 10
+
+    try:
+        assert view_module._side_by_side([partial(job, n) for n in range(4)], helper) == [0, 10, 20, 30]
+        assert ran == [0, 3, 2, 1]  # its own first, then the last queued first
+
+        def failing() -> int:
+            raise ValueError("a part's search failed")
+
+        with pytest.raises(ValueError, match="failed"):
+            view_module._side_by_side([failing, partial(job, 7)], helper)
+    finally:
+        release.set()
+        busy.result(timeout=30)
+        helper.shutdown()
+    assert 7 not in ran  # cancelled while queued: never run after the error

@@ -314,10 +314,16 @@ def _side_by_side(jobs: Sequence[Callable[[], Result]], pool: ThreadPoolExecutor
     if pool is not None:
         handed[1:] = [pool.submit(job) for job in jobs[1:]]
     done: dict[int, Result] = {}
-    for n in [0, *reversed(range(1, len(jobs)))] if jobs else []:
-        future = handed[n]
-        if future is None or future.cancel():
-            done[n] = jobs[n]()
+    try:
+        for n in [0, *reversed(range(1, len(jobs)))] if jobs else []:
+            future = handed[n]
+            if future is None or future.cancel():
+                done[n] = jobs[n]()
+    except BaseException:
+        for future in handed:
+            if future is not None:
+                future.cancel()  # what no helper has started: nobody waits for it now
+        raise
     return [done[n] if n in done else handed[n].result() for n in range(len(jobs))]  # type: ignore[union-attr]
 
 
