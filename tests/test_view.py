@@ -115,14 +115,14 @@ def test_parts_are_searched_beside_the_callers_with_the_same_result(
     monkeypatch.setattr(view_module, "_helpers", lambda: helper)
     largest = view._searched()[0][0]
     helped = threading.Event()
-    threads: dict[int, str] = {}
+    searched_by: list[tuple[Part, str]] = []  # every part's search, with the thread that ran it
     search = Part.search
 
     def recorded(self: Part, *args: Any) -> Any:
-        threads[id(self)] = threading.current_thread().name
+        searched_by.append((self, threading.current_thread().name))
         if self is largest:
             assert helped.wait(30)  # the largest waits until a helper has searched a part
-        else:
+        elif threading.current_thread().name.startswith("helper"):
             helped.set()
         return search(self, *args)
 
@@ -133,8 +133,9 @@ def test_parts_are_searched_beside_the_callers_with_the_same_result(
         helper.shutdown()
     for (scores, ids), (want_scores, want_ids) in zip(got, expected, strict=True):
         assert np.array_equal(ids, want_ids) and np.allclose(scores, want_scores)
-    assert threads[id(largest)] == threading.current_thread().name
-    assert any(name.startswith("helper") for name in threads.values())
+    assert {name for part, name in searched_by if part is largest} == {threading.current_thread().name}
+    assert any(part is not largest and name.startswith("helper") for part, name in searched_by)
+    assert len(searched_by) == 2 * len(view.parts)  # each part searched once per search
 
 
 def test_a_busy_helper_never_keeps_a_search_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
