@@ -12,7 +12,7 @@ import os
 
 from searchkit.errors import ModelError, UsageError
 
-__all__ = ["DEVICES", "choose"]
+__all__ = ["DEVICES", "choose", "cpu_cores"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 _NVIDIA = ("/dev/nvidiactl", "/proc/driver/nvidia/version")
@@ -56,3 +56,11 @@ def _torch_sees(device: str) -> bool:
         return bool(torch.cuda.is_available())
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

@@ -15,7 +15,6 @@ Reading the model folder is onnx_model.py; exporting and caching, onnx_export.py
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from searchkit.devices import cpu_cores
 from searchkit.errors import ModelError, UsageError
 from searchkit.onnx_export import BACKEND_FP32, BACKEND_INT8, OUTPUT, ensure_exported
 from searchkit.onnx_model import load_tokenizer, pool, read_layout
@@ -66,7 +66,7 @@ class OnnxEncoder:
         self._counter: Tokenizer | None = None  # untruncated twin, made on first long text
         self._counter_lock = threading.Lock()
         self.model_path = ensure_exported(self._layout, weights_sha256, quantized)
-        self._session = _open_session(self.model_path, threads or _cores())
+        self._session = _open_session(self.model_path, threads or cpu_cores())
         self._inputs = [i.name for i in self._session.get_inputs()]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -148,10 +148,3 @@ def _open_session(path: Path, threads: int) -> Any:
         raise ModelError(
             f"cannot load {path}: {str(exc).strip().splitlines()[0]}; delete it to export it again"
         ) from exc
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)

@@ -36,7 +36,6 @@ vectors in parts of 1,000,000, 90,000 and 9,000 and a tail of 999, one query):
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +46,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from searchkit.devices import cpu_cores
 from searchkit.metrics import Matrix
 from searchkit.types import Metric
 from searchkit.vectors import FEW_QUERIES, IdArray, VectorIndex, _faiss, _faiss_metric, one_thread
@@ -282,7 +282,7 @@ def _helpers() -> ThreadPoolExecutor | None:
     on first use, shared by every view); None on one core."""
     with _pool_lock:
         if not _pool:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            cores = cpu_cores()
             if cores < 2:
                 return None
             helpers = ThreadPoolExecutor(
